@@ -1,0 +1,101 @@
+// The public contract of the storage engine (exported as `distcache/lsm`). Other code and tools
+// (the abstract-level face, the benchmark, the multi-Raft store) are written against these types.
+
+export type WalSyncPolicy = 'always' | 'batch' | 'off';
+
+export interface LsmOptions {
+  /** When a write's WAL record must be on disk before the write resolves. Default 'batch'. */
+  walSync?: WalSyncPolicy;
+  /** Max time a 'batch' sync waits to gather more writers, in ms. Default 2. */
+  walBatchDelayMs?: number;
+  /** Memtable size in bytes before it is frozen and flushed. Default 64 MiB. */
+  memtableBytes?: number;
+  /** Frozen memtables allowed to wait for flush before writes stall. Default 2. */
+  maxImmutableMemtables?: number;
+  /** Max key length in bytes. Default 64 KiB. */
+  maxKeyBytes?: number;
+  /** Max value length in bytes. Default 64 MiB. */
+  maxValueBytes?: number;
+  /** SSTable data block size before compression. Default 4 KiB. */
+  blockBytes?: number;
+  /** lz4-compress blocks where it saves space. Default true. */
+  compression?: boolean;
+  /** Bloom filter bits per key; 0 disables. Default 10. */
+  bloomBitsPerKey?: number;
+  /** Block cache capacity in bytes. Default 64 MiB. */
+  blockCacheBytes?: number;
+  /** Open table files kept. Default 500. */
+  maxOpenTables?: number;
+  /** Target SSTable size written by flush/compaction. Default 8 MiB. */
+  targetFileBytes?: number;
+  /** L0 file count that triggers compaction. Default 4. */
+  l0CompactionTrigger?: number;
+  /** L0 file count at which writes are slowed. Default 12. */
+  l0SlowdownTrigger?: number;
+  /** L0 file count at which writes stop until compaction catches up. Default 20. */
+  l0StopTrigger?: number;
+  /** Max bytes of L1; each deeper level is sizeRatio times larger. Default 64 MiB. */
+  l1MaxBytes?: number;
+  /** Size ratio between adjacent levels. Default 10. */
+  sizeRatio?: number;
+  /** Create the directory if missing. Default true. */
+  createIfMissing?: boolean;
+  /** Refuse to open an existing store. Default false. */
+  errorIfExists?: boolean;
+}
+
+export interface WriteOptions {
+  /** Resolve only after the WAL record is on disk, whatever the walSync policy. */
+  sync?: boolean;
+}
+
+export type WriteOp =
+  | { type: 'put'; key: Uint8Array; value: Uint8Array }
+  | { type: 'del'; key: Uint8Array };
+
+/** A consistent read view at one sequence number; release() lets compaction drop what it pins. */
+export interface Snapshot {
+  readonly sequence: number;
+  release(): void;
+}
+
+export interface ScanOptions {
+  gte?: Uint8Array;
+  gt?: Uint8Array;
+  lte?: Uint8Array;
+  lt?: Uint8Array;
+  limit?: number;
+  reverse?: boolean;
+  snapshot?: Snapshot;
+}
+
+export interface ReadOptions {
+  snapshot?: Snapshot;
+}
+
+export interface LevelStats {
+  level: number;
+  files: number;
+  bytes: number;
+}
+
+export interface EngineStats {
+  sequence: number;
+  memtableBytes: number;
+  immutableMemtables: number;
+  levels: LevelStats[];
+  /** Bytes written to SSTables (flush + compaction) divided by bytes written by users. */
+  writeAmplification: number;
+  userBytesWritten: number;
+  flushes: number;
+  compactions: number;
+  walSyncs: number;
+  walRecords: number;
+  bloomChecks: number;
+  bloomNegatives: number;
+  blockCacheHits: number;
+  blockCacheMisses: number;
+  writeStalls: number;
+  writeSlowdowns: number;
+  liveSnapshots: number;
+}
