@@ -1,0 +1,167 @@
+// Decodes a log file written by LogEncoder (layout: ./FORMAT.md) back into records, verifying
+// every fragment's checksum. Recovery policy (the caller chooses per file):
+//  - a damaged tail with NO valid record after it is a torn write: with `tolerateTornTail` the
+//    records before it are returned and `torn` says where the valid prefix ends;
+//  - damage followed by any valid record, or any damage when the tail is not tolerated, is a
+//    CorruptionError naming the file and offset. Damage is never skipped silently.
+import { promises as fsp } from 'node:fs';
+import { CorruptionError } from '../util/errors.js';
+import { crc32c, unmaskCrc } from '../util/crc32c.js';
+import { readU64 } from '../util/bytes.js';
+import { BLOCK_SIZE, FILE_HEADER_PAYLOAD_SIZE, FILE_MAGIC, FORMAT_VERSION, HEADER_SIZE, RecordType } from './format.js';
+
+export interface LogRecord {
+  /** The record's bytes (a view into the file buffer; stays valid, nothing reuses it). */
+  data: Buffer;
+  /** File offset of the record's first fragment header. */
+  offset: number;
+}
+
+export interface TornTail {
+  /** Where the valid prefix ends; the file should be truncated here. */
+  offset: number;
+  /** Bytes after `offset` that are dropped. */
+  droppedBytes: number;
+  reason: string;
+}
+
+export interface LogReadResult {
+  fileNumber: number;
+  records: LogRecord[];
+  /** End offset of the last complete record (the file header counts as a record). */
+  validLength: number;
+  torn?: TornTail;
+}
+
+export interface LogReadOptions {
+  /** Treat damage at the end of the file, with nothing valid after it, as a torn write. */
+  tolerateTornTail: boolean;
+  /** When given, the file header must carry this number. */
+  expectFileNumber?: number;
+}
+
+export async function readLogFile(path: string, options: LogReadOptions): Promise<LogReadResult> {
+  const buf = await fsp.readFile(path);
+  return decodeLog(buf, path, options);
+}
+
+interface Fragment {
+  type: number;
+  data: Buffer;
+  end: number;
+}
+
+/** Parses the fragment at `pos`, or returns a reason it is not a valid fragment. */
+function parseFragment(buf: Buffer, pos: number): Fragment | string {
+  const blockRemain = BLOCK_SIZE - (pos % BLOCK_SIZE);
+  if (buf.length - pos < HEADER_SIZE) return 'truncated record header';
+  const storedCrc = buf.readUInt32LE(pos);
+  const length = buf.readUInt16LE(pos + 4);
+  const type = buf[pos + 6]!;
+  if (type === RecordType.Zero && length === 0 && storedCrc === 0) return 'zero-filled space';
+  if (HEADER_SIZE + length > blockRemain) return `record length ${length} overruns its block`;
+  const end = pos + HEADER_SIZE + length;
+  if (end > buf.length) return 'truncated record body';
+  const actual = crc32c(buf.subarray(pos + HEADER_SIZE, end), crc32c(buf.subarray(pos + 6, pos + 7)));
+  if (unmaskCrc(storedCrc) !== actual) return 'checksum mismatch';
+  if (type < RecordType.Full || type > RecordType.FileHeader) return `unknown record type ${type}`;
+  return { type, data: buf.subarray(pos + HEADER_SIZE, end), end };
+}
+
+/** True when some valid fragment starts after `badPos`: then the damage is not a torn tail. */
+function validDataFollows(buf: Buffer, badPos: number): boolean {
+  // The fragment right after the damaged one, if its header's length is plausible...
+  if (buf.length - badPos >= HEADER_SIZE) {
+    const len = buf.readUInt16LE(badPos + 4);
+    const next = badPos + HEADER_SIZE + len;
+    if (next < buf.length && next > badPos && BLOCK_SIZE - (next % BLOCK_SIZE) >= HEADER_SIZE) {
+      if (typeof parseFragment(buf, next) !== 'string') return true;
+    }
+  }
+  // ...and the start of every later block: fragments never straddle blocks, so a writer that
+  // went on past the damage left a header at a block boundary.
+  for (let b = (Math.floor(badPos / BLOCK_SIZE) + 1) * BLOCK_SIZE; b < buf.length; b += BLOCK_SIZE) {
+    if (typeof parseFragment(buf, b) !== 'string') return true;
+  }
+  return false;
+}
+
+export function decodeLog(buf: Buffer, file: string, options: LogReadOptions): LogReadResult {
+  const records: LogRecord[] = [];
+  let fileNumber = -1;
+  let validLength = 0;
+  let pos = 0;
+  let fragments: Buffer[] | null = null;
+  let fragmentsStart = 0;
+
+  // `offset`: where the damaged record starts (reported); `at`: where the damage was found.
+  const damaged = (offset: number, reason: string, at = offset): LogReadResult => {
+    const follows = validDataFollows(buf, at);
+    if (options.tolerateTornTail && !follows && fileNumber >= 0) {
+      return { fileNumber, records, validLength, torn: { offset: validLength, droppedBytes: buf.length - validLength, reason } };
+    }
+    if (options.tolerateTornTail && !follows && offset === 0) {
+      // A file that never got its header written completely: an empty log.
+      return { fileNumber: options.expectFileNumber ?? 0, records, validLength: 0, torn: { offset: 0, droppedBytes: buf.length, reason } };
+    }
+    throw new CorruptionError(file, offset, follows ? `${reason} (valid records follow: not a torn tail)` : reason);
+  };
+
+  while (pos < buf.length) {
+    const blockRemain = BLOCK_SIZE - (pos % BLOCK_SIZE);
+    if (blockRemain < HEADER_SIZE) {
+      pos += blockRemain; // block trailer padding
+      continue;
+    }
+    const frag = parseFragment(buf, pos);
+    if (typeof frag === 'string') return damaged(fragments ? fragmentsStart : pos, frag, pos);
+
+    if (fileNumber < 0) {
+      if (frag.type !== RecordType.FileHeader || pos !== 0) {
+        throw new CorruptionError(file, pos, 'log file does not start with a file header record');
+      }
+      if (frag.data.length !== FILE_HEADER_PAYLOAD_SIZE || !frag.data.subarray(0, 8).equals(FILE_MAGIC)) {
+        throw new CorruptionError(file, pos, 'bad log file magic');
+      }
+      const version = frag.data.readUInt32LE(8);
+      if (version !== FORMAT_VERSION) throw new CorruptionError(file, pos, `unsupported log format version ${version}`);
+      fileNumber = readU64(frag.data, 12);
+      if (options.expectFileNumber !== undefined && fileNumber !== options.expectFileNumber) {
+        throw new CorruptionError(file, pos, `file header says log ${fileNumber}, expected ${options.expectFileNumber}`);
+      }
+      validLength = frag.end;
+      pos = frag.end;
+      continue;
+    }
+
+    switch (frag.type) {
+      case RecordType.Full:
+        if (fragments) throw new CorruptionError(file, pos, 'FULL record inside a fragmented record');
+        records.push({ data: frag.data, offset: pos });
+        validLength = frag.end;
+        break;
+      case RecordType.First:
+        if (fragments) throw new CorruptionError(file, pos, 'FIRST fragment inside a fragmented record');
+        fragments = [frag.data];
+        fragmentsStart = pos;
+        break;
+      case RecordType.Middle:
+        if (!fragments) throw new CorruptionError(file, pos, 'MIDDLE fragment without FIRST');
+        fragments.push(frag.data);
+        break;
+      case RecordType.Last:
+        if (!fragments) throw new CorruptionError(file, pos, 'LAST fragment without FIRST');
+        fragments.push(frag.data);
+        records.push({ data: Buffer.concat(fragments), offset: fragmentsStart });
+        fragments = null;
+        validLength = frag.end;
+        break;
+      default:
+        throw new CorruptionError(file, pos, `unexpected record type ${frag.type}`);
+    }
+    pos = frag.end;
+  }
+  if (fileNumber < 0) return damaged(0, 'empty log file');
+  if (fragments) return damaged(fragmentsStart, 'log ends inside a fragmented record', buf.length);
+  return { fileNumber, records, validLength };
+}

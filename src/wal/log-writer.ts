@@ -1,0 +1,90 @@
+// Encodes records into the block/fragment framing of ./FORMAT.md. Pure encoding into memory:
+// the caller decides when the produced bytes reach the file (see wal.ts for group commit and
+// manifest.ts for the manifest's use). Keeps the position within the current 32 KiB block.
+import { crc32c, maskCrc } from '../util/crc32c.js';
+import { writeU64 } from '../util/bytes.js';
+import {
+  BLOCK_SIZE,
+  FILE_HEADER_PAYLOAD_SIZE,
+  FILE_MAGIC,
+  FORMAT_VERSION,
+  HEADER_SIZE,
+  RecordType,
+} from './format.js';
+
+const TYPE_BYTES: Buffer[] = [0, 1, 2, 3, 4, 5].map((t) => Buffer.from([t]));
+
+export class LogEncoder {
+  /** Offset within the current block of the next byte to be produced. */
+  private blockOffset: number;
+  private chunks: Buffer[] = [];
+  private pending = 0;
+
+  /** `fileOffset` is the length of the file the produced bytes will be appended to. */
+  constructor(fileOffset = 0) {
+    this.blockOffset = fileOffset % BLOCK_SIZE;
+  }
+
+  /** Bytes produced and not yet taken. */
+  get pendingBytes(): number {
+    return this.pending;
+  }
+
+  /** Frames the file header record; must be the first record of a new file. */
+  addFileHeader(fileNumber: number): void {
+    const payload = Buffer.alloc(FILE_HEADER_PAYLOAD_SIZE);
+    FILE_MAGIC.copy(payload, 0);
+    payload.writeUInt32LE(FORMAT_VERSION, 8);
+    writeU64(payload, fileNumber, 12);
+    this.emit(RecordType.FileHeader, payload, 0, payload.length);
+  }
+
+  /** Frames one logical record, fragmenting it across blocks as needed. */
+  add(record: Uint8Array): void {
+    let left = record.length;
+    let pos = 0;
+    let first = true;
+    do {
+      const leftover = BLOCK_SIZE - this.blockOffset;
+      if (leftover < HEADER_SIZE) {
+        // Too little room for a header: pad the block trailer with zeros.
+        if (leftover > 0) this.push(Buffer.alloc(leftover));
+        this.blockOffset = 0;
+      }
+      const avail = BLOCK_SIZE - this.blockOffset - HEADER_SIZE;
+      const fragment = Math.min(left, avail);
+      const last = fragment === left;
+      const type = first && last ? RecordType.Full : first ? RecordType.First : last ? RecordType.Last : RecordType.Middle;
+      this.emit(type, record, pos, fragment);
+      pos += fragment;
+      left -= fragment;
+      first = false;
+    } while (left > 0);
+  }
+
+  /** Takes the bytes produced so far, as one Buffer. */
+  take(): Buffer {
+    const out = this.chunks.length === 1 ? this.chunks[0]! : Buffer.concat(this.chunks, this.pending);
+    this.chunks = [];
+    this.pending = 0;
+    return out;
+  }
+
+  private emit(type: RecordType, data: Uint8Array, start: number, length: number): void {
+    const header = Buffer.allocUnsafe(HEADER_SIZE);
+    const body = data.subarray(start, start + length);
+    const crc = crc32c(body, crc32c(TYPE_BYTES[type]!));
+    header.writeUInt32LE(maskCrc(crc), 0);
+    header.writeUInt16LE(length, 4);
+    header[6] = type;
+    this.push(header);
+    // Copy: the caller may reuse its buffer once add() returns.
+    if (length > 0) this.push(Buffer.from(body));
+    this.blockOffset += HEADER_SIZE + length;
+  }
+
+  private push(b: Buffer): void {
+    this.chunks.push(b);
+    this.pending += b.length;
+  }
+}

@@ -1,0 +1,303 @@
+// A segmented write-ahead log with group commit. Owns a directory of numbered segment files
+// (`NNNNNN.log`, each in the record format of ./FORMAT.md), their recovery on open, and the
+// write pipeline: appends are framed synchronously in call order, and one writer loop turns all
+// appends waiting at that moment into ONE file write and, when any of them needs it, ONE fdatasync.
+//
+// Contracts:
+//  - append() resolves once its sync policy is met: 'always' (or {sync: true}) after fdatasync,
+//    'batch' after an fdatasync issued at most `batchDelayMs` after the append, 'off' once the
+//    bytes are handed to the OS (survives a process crash, not a power loss).
+//  - Records appended before rotate() go to the old segment, records after it to the new one,
+//    even though the files are written asynchronously. rotate() is synchronous for that reason.
+//  - After a failed write or sync the log refuses further appends (the page cache can no longer
+//    be trusted to hold what was not synced); reopen to recover.
+//  - Recovery truncates a torn tail of the LAST segment only; damage elsewhere is a CorruptionError.
+import { promises as fsp } from 'node:fs';
+import type { FileHandle } from 'node:fs/promises';
+import path from 'node:path';
+import { KvError } from '../util/errors.js';
+import { LogEncoder } from './log-writer.js';
+import { readLogFile, type TornTail } from './log-reader.js';
+
+export type SyncPolicy = 'always' | 'batch' | 'off';
+
+export interface WalOptions {
+  sync?: SyncPolicy;
+  /** 'batch' policy: longest an acknowledged append waits for its fsync. Default 2 ms. */
+  batchDelayMs?: number;
+  /** Rotate automatically when the current segment exceeds this size. Default: never. */
+  segmentBytes?: number;
+  /** Segments numbered below this are obsolete: not replayed (and deleted by open). */
+  minSegment?: number;
+  /** Called during open() for each recovered record, in log order. */
+  onRecord?: (record: Buffer, segment: number, offset: number) => void;
+  /** Called during open() when a torn tail is truncated. */
+  onTornTail?: (segment: number, torn: TornTail) => void;
+}
+
+export interface WalStats {
+  records: number;
+  bytesWritten: number;
+  writes: number;
+  syncs: number;
+}
+
+interface Segment {
+  number: number;
+  path: string;
+  encoder: LogEncoder;
+  size: number;
+  file: FileHandle | null;
+  /** No more records go here once a newer segment exists. */
+  retired: boolean;
+  /** The file has been created (with its header) and the directory synced. */
+  created: boolean;
+}
+
+interface Waiter {
+  resolve: () => void;
+  reject: (err: unknown) => void;
+  /** 0: written to the OS, 1: synced within batch delay, 2: synced now */
+  level: 0 | 1 | 2;
+}
+
+const SEGMENT_RE = /^(\d{6,})\.log$/;
+
+export function segmentFileName(n: number): string {
+  return `${String(n).padStart(6, '0')}.log`;
+}
+
+/** Segment numbers present in `dir`, ascending. */
+export async function listSegments(dir: string): Promise<number[]> {
+  const names = await fsp.readdir(dir).catch(() => [] as string[]);
+  const nums: number[] = [];
+  for (const name of names) {
+    const m = SEGMENT_RE.exec(name);
+    if (m) nums.push(Number(m[1]));
+  }
+  return nums.sort((a, b) => a - b);
+}
+
+export class Wal {
+  readonly stats: WalStats = { records: 0, bytesWritten: 0, writes: 0, syncs: 0 };
+  private readonly policy: SyncPolicy;
+  private readonly batchDelayMs: number;
+  private readonly segmentBytes: number;
+  /** Segments with bytes or a close still to be written, oldest first; the last is current. */
+  private segments: Segment[] = [];
+  private waiters: Waiter[] = [];
+  private pumping = false;
+  private failure: unknown = null;
+  private closed = false;
+  private idleWaiters: (() => void)[] = [];
+
+  private constructor(
+    readonly dir: string,
+    options: WalOptions,
+    firstNumber: number,
+  ) {
+    this.policy = options.sync ?? 'batch';
+    this.batchDelayMs = options.batchDelayMs ?? 2;
+    this.segmentBytes = options.segmentBytes ?? Number.POSITIVE_INFINITY;
+    this.segments.push(this.newSegment(firstNumber));
+  }
+
+  /** Recovers the log in `dir` (replaying records through options.onRecord) and opens a new
+   *  segment for appends. Existing segments are never appended to. */
+  static async open(dir: string, options: WalOptions = {}): Promise<Wal> {
+    await fsp.mkdir(dir, { recursive: true });
+    const minSegment = options.minSegment ?? 0;
+    const all = await listSegments(dir);
+    for (const n of all) if (n < minSegment) await fsp.rm(path.join(dir, segmentFileName(n)), { force: true });
+    const live = all.filter((n) => n >= minSegment);
+    for (let i = 0; i < live.length; i++) {
+      const n = live[i]!;
+      const file = path.join(dir, segmentFileName(n));
+      const isLast = i === live.length - 1;
+      const result = await readLogFile(file, { tolerateTornTail: isLast, expectFileNumber: n });
+      if (options.onRecord) for (const r of result.records) options.onRecord(r.data, n, r.offset);
+      if (result.torn) {
+        // A file whose header never made it is removed; otherwise cut at the valid prefix.
+        if (result.torn.offset === 0) await fsp.rm(file, { force: true });
+        else await truncateDurably(file, result.torn.offset);
+        options.onTornTail?.(n, result.torn);
+      }
+    }
+    const last = live.length > 0 ? live[live.length - 1]! : Math.max(0, minSegment - 1);
+    return new Wal(dir, options, last + 1);
+  }
+
+  /** Number of the segment new appends go to. */
+  get currentSegment(): number {
+    return this.segments[this.segments.length - 1]!.number;
+  }
+
+  /** Appends one record. See the file comment for when the promise resolves. */
+  append(record: Uint8Array, options?: { sync?: boolean }): Promise<void> {
+    return this.appendMany([record], options);
+  }
+
+  /** Appends records contiguously with one acknowledgement. */
+  appendMany(records: readonly Uint8Array[], options?: { sync?: boolean }): Promise<void> {
+    if (this.failure) return Promise.reject(new KvError('IO_ERROR', 'write-ahead log failed earlier; reopen to recover', { cause: this.failure }));
+    if (this.closed) return Promise.reject(new KvError('CLOSED', 'write-ahead log is closed'));
+    let seg = this.segments[this.segments.length - 1]!;
+    if (seg.size >= this.segmentBytes) seg = this.segments[this.rotateInternal()]!;
+    const before = seg.encoder.pendingBytes;
+    for (const r of records) seg.encoder.add(r);
+    seg.size += seg.encoder.pendingBytes - before;
+    this.stats.records += records.length;
+    const level: 0 | 1 | 2 = options?.sync || this.policy === 'always' ? 2 : this.policy === 'batch' ? 1 : 0;
+    return new Promise<void>((resolve, reject) => {
+      this.waiters.push({ resolve, reject, level });
+      this.kick();
+    });
+  }
+
+  /** Starts a new segment; records appended from now on go there. Returns its number. */
+  rotate(): number {
+    if (this.closed) throw new KvError('CLOSED', 'write-ahead log is closed');
+    this.rotateInternal();
+    this.kick();
+    return this.currentSegment;
+  }
+
+  /** Resolves when everything appended so far is written and synced. */
+  sync(): Promise<void> {
+    if (this.failure) return Promise.reject(new KvError('IO_ERROR', 'write-ahead log failed earlier', { cause: this.failure }));
+    return new Promise<void>((resolve, reject) => {
+      this.waiters.push({ resolve, reject, level: 2 });
+      this.kick();
+    });
+  }
+
+  /** Deletes segment files numbered below `n` (their contents are durable elsewhere). */
+  async deleteSegmentsBefore(n: number): Promise<void> {
+    for (const s of await listSegments(this.dir)) {
+      if (s >= n) break;
+      if (this.segments.some((seg) => seg.number === s)) continue; // still being written
+      await fsp.rm(path.join(this.dir, segmentFileName(s)), { force: true });
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    if (!this.failure) await this.sync().catch(() => undefined);
+    this.closed = true;
+    await this.whenIdle();
+    for (const seg of this.segments) await seg.file?.close().catch(() => undefined);
+    this.segments = [];
+  }
+
+  private newSegment(n: number): Segment {
+    const encoder = new LogEncoder(0);
+    encoder.addFileHeader(n);
+    return { number: n, path: path.join(this.dir, segmentFileName(n)), encoder, size: encoder.pendingBytes, file: null, retired: false, created: false };
+  }
+
+  private rotateInternal(): number {
+    const cur = this.segments[this.segments.length - 1]!;
+    cur.retired = true;
+    this.segments.push(this.newSegment(cur.number + 1));
+    return this.segments.length - 1;
+  }
+
+  private kick(): void {
+    if (this.pumping) return;
+    this.pumping = true;
+    void this.pump();
+  }
+
+  private whenIdle(): Promise<void> {
+    if (!this.pumping) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  /** The single writer loop: while anything waits, write all framed bytes, sync if any waiter
+   *  needs it, then acknowledge the waiters covered by that write. */
+  private async pump(): Promise<void> {
+    try {
+      while (this.waiters.length > 0 || this.segments.some((s) => s.retired)) {
+        if (this.waiters.length > 0 && this.waiters.every((w) => w.level === 1) && this.batchDelayMs > 0) {
+          // Gather more writers into this fsync, bounded by the batch delay.
+          await new Promise((r) => setTimeout(r, this.batchDelayMs));
+        }
+        const batch = this.waiters;
+        this.waiters = [];
+        const needSync = batch.some((w) => w.level > 0);
+        await this.writeOut(needSync);
+        for (const w of batch) w.resolve();
+      }
+    } catch (err) {
+      this.failure = err;
+      const batch = this.waiters;
+      this.waiters = [];
+      for (const w of batch) w.reject(new KvError('IO_ERROR', `write-ahead log write failed: ${String(err)}`, { cause: err }));
+    } finally {
+      this.pumping = false;
+      const idle = this.idleWaiters;
+      this.idleWaiters = [];
+      for (const r of idle) r();
+      if (this.waiters.length > 0 && !this.failure) this.kick();
+    }
+  }
+
+  /** Writes every segment's framed bytes in order; retired segments are synced and closed. */
+  private async writeOut(needSync: boolean): Promise<void> {
+    const failed = this.failure;
+    if (failed) throw failed;
+    for (const seg of [...this.segments]) {
+      if (!seg.file) {
+        seg.file = await fsp.open(seg.path, 'wx');
+      }
+      if (seg.encoder.pendingBytes > 0) {
+        const bytes = seg.encoder.take();
+        await writeFully(seg.file, bytes);
+        this.stats.writes++;
+        this.stats.bytesWritten += bytes.length;
+      }
+      if (!seg.created) {
+        // The new file's directory entry must be durable before anything in it is acknowledged.
+        await seg.file.datasync();
+        await syncDir(this.dir);
+        seg.created = true;
+      }
+      if (seg.retired) {
+        await seg.file.datasync();
+        this.stats.syncs++;
+        await seg.file.close();
+        this.segments.splice(this.segments.indexOf(seg), 1);
+      } else if (needSync) {
+        await seg.file.datasync();
+        this.stats.syncs++;
+      }
+    }
+  }
+}
+
+async function writeFully(file: FileHandle, bytes: Buffer): Promise<void> {
+  let off = 0;
+  while (off < bytes.length) {
+    const { bytesWritten } = await file.write(bytes, off, bytes.length - off);
+    off += bytesWritten;
+  }
+}
+
+export async function syncDir(dir: string): Promise<void> {
+  const h = await fsp.open(dir, 'r');
+  try {
+    await h.sync();
+  } finally {
+    await h.close();
+  }
+}
+
+async function truncateDurably(file: string, length: number): Promise<void> {
+  const h = await fsp.open(file, 'r+');
+  try {
+    await h.truncate(length);
+    await h.sync();
+  } finally {
+    await h.close();
+  }
+}

@@ -1,0 +1,220 @@
+import { expect } from 'chai';
+import { promises as fsp, readFileSync, writeFileSync, truncateSync, statSync } from 'node:fs';
+import path from 'node:path';
+import { Wal, segmentFileName, listSegments } from '../../src/wal/wal.js';
+import { LogEncoder } from '../../src/wal/log-writer.js';
+import { decodeLog } from '../../src/wal/log-reader.js';
+import { BLOCK_SIZE, HEADER_SIZE } from '../../src/wal/format.js';
+import { CorruptionError } from '../../src/util/errors.js';
+import { tempDir, cleanupTempDirs } from '../helpers/tmp.js';
+import { Rng, seedFromEnv } from '../helpers/rng.js';
+
+async function recover(dir: string, opts: Parameters<typeof Wal.open>[1] = {}): Promise<{ wal: Wal; records: Buffer[] }> {
+  const records: Buffer[] = [];
+  const wal = await Wal.open(dir, { ...opts, onRecord: (r) => records.push(Buffer.from(r)) });
+  return { wal, records };
+}
+
+describe('wal: record framing', () => {
+  it('round-trips records of every size class, including ones spanning many blocks', () => {
+    const seed = seedFromEnv();
+    const rng = new Rng(seed);
+    const enc = new LogEncoder();
+    enc.addFileHeader(7);
+    const input: Buffer[] = [];
+    for (let i = 0; i < 300; i++) {
+      const size = rng.pick([0, 1, 10, 100, BLOCK_SIZE - HEADER_SIZE, BLOCK_SIZE, 3 * BLOCK_SIZE + 5, rng.int(5000)]);
+      const r = rng.bytes(size);
+      input.push(r);
+      enc.add(r);
+    }
+    const bytes = enc.take();
+    const out = decodeLog(bytes, 'mem', { tolerateTornTail: false, expectFileNumber: 7 });
+    expect(out.fileNumber, `seed ${seed}`).to.equal(7);
+    expect(out.records.map((r) => r.data)).to.deep.equal(input);
+    expect(out.validLength).to.equal(bytes.length);
+  });
+
+  it('pads a block trailer shorter than a header and resumes at the next block', () => {
+    const enc = new LogEncoder();
+    enc.addFileHeader(1);
+    const headerLen = enc.pendingBytes;
+    // Leave exactly 3 bytes in the first block.
+    enc.add(Buffer.alloc(BLOCK_SIZE - headerLen - HEADER_SIZE - 3, 1));
+    enc.add(Buffer.from('next'));
+    const bytes = enc.take();
+    expect(bytes.length).to.equal(BLOCK_SIZE + HEADER_SIZE + 4);
+    const out = decodeLog(bytes, 'mem', { tolerateTornTail: false });
+    expect(out.records[1]!.data.toString()).to.equal('next');
+    expect(out.records[1]!.offset).to.equal(BLOCK_SIZE);
+  });
+});
+
+describe('wal: recovery', () => {
+  afterEach(cleanupTempDirs);
+
+  it('a torn tail at ANY byte of the last segment keeps exactly the complete records before it', async () => {
+    const dir = tempDir();
+    const { wal } = await recover(dir, { sync: 'off' });
+    const input: Buffer[] = [];
+    const rng = new Rng(42);
+    for (let i = 0; i < 40; i++) {
+      const r = rng.bytes(rng.pick([5, 300, 40000]));
+      input.push(r);
+      await wal.append(r);
+    }
+    await wal.close();
+    const file = path.join(dir, segmentFileName(1));
+    const full = readFileSync(file);
+    const decoded = decodeLog(full, file, { tolerateTornTail: false });
+    const ends = decoded.records.map((r, i) => (decoded.records[i + 1]?.offset ?? full.length));
+    // Cut at a sample of byte positions, including every record boundary +-1.
+    const cuts = new Set<number>();
+    for (const e of ends) for (const d of [-1, 0, 1]) cuts.add(Math.min(full.length, Math.max(1, e + d)));
+    for (let i = 0; i < 60; i++) cuts.add(1 + rng.int(full.length - 1));
+    for (const cut of cuts) {
+      const d2 = tempDir();
+      writeFileSync(path.join(d2, segmentFileName(1)), full.subarray(0, cut));
+      const { wal: w2, records } = await recover(d2);
+      const expectCount = ends.filter((e) => e <= cut).length;
+      expect(records, `cut at ${cut}`).to.deep.equal(input.slice(0, expectCount));
+      await w2.append(Buffer.from('after'));
+      await w2.close();
+      const { wal: w3, records: again } = await recover(d2);
+      expect(again.length, `reopen after cut ${cut}`).to.equal(expectCount + 1);
+      await w3.close();
+    }
+  });
+
+  it('a checksum failure in the middle of the log is a CorruptionError naming file and offset', async () => {
+    const dir = tempDir();
+    const { wal } = await recover(dir, { sync: 'off' });
+    for (let i = 0; i < 100; i++) await wal.append(Buffer.alloc(1000, i));
+    await wal.close();
+    const file = path.join(dir, segmentFileName(1));
+    const bytes = readFileSync(file);
+    const victim = decodeLog(bytes, file, { tolerateTornTail: false }).records[30]!;
+    bytes[victim.offset + HEADER_SIZE + 10]! ^= 0xff;
+    writeFileSync(file, bytes);
+    try {
+      await recover(dir);
+      expect.fail('expected corruption');
+    } catch (err) {
+      expect(err).to.be.instanceOf(CorruptionError);
+      const c = err as CorruptionError;
+      expect(c.code).to.equal('CORRUPTION');
+      expect(c.file).to.equal(file);
+      expect(c.offset).to.equal(victim.offset);
+      expect(c.message).to.contain('checksum mismatch');
+    }
+    // The store refused to open but changed nothing: the file is intact for an operator.
+    expect(statSync(file).size).to.equal(bytes.length);
+  });
+
+  it('damage at the end of a segment that is NOT the last is corruption, not a torn tail', async () => {
+    const dir = tempDir();
+    const { wal } = await recover(dir, { sync: 'off' });
+    await wal.append(Buffer.from('one'));
+    wal.rotate();
+    await wal.append(Buffer.from('two'));
+    await wal.close();
+    const first = path.join(dir, segmentFileName(1));
+    truncateSync(first, statSync(first).size - 1);
+    let caught: unknown;
+    await recover(dir).catch((e) => (caught = e));
+    expect(caught).to.be.instanceOf(CorruptionError);
+    expect((caught as CorruptionError).file).to.equal(first);
+  });
+
+  it('a zero-length last segment (crash right after create) is dropped', async () => {
+    const dir = tempDir();
+    const { wal } = await recover(dir, { sync: 'off' });
+    await wal.append(Buffer.from('kept'));
+    await wal.close();
+    writeFileSync(path.join(dir, segmentFileName(2)), Buffer.alloc(0));
+    const { wal: w2, records } = await recover(dir);
+    expect(records.map(String)).to.deep.equal(['kept']);
+    await w2.close();
+    const { wal: w3, records: again } = await recover(dir);
+    expect(again.map(String)).to.deep.equal(['kept']);
+    await w3.close();
+  });
+});
+
+describe('wal: writing', () => {
+  afterEach(cleanupTempDirs);
+
+  it('group commit: 500 concurrent sync appends share far fewer fsyncs, all durable in order', async () => {
+    const dir = tempDir();
+    const { wal } = await recover(dir, { sync: 'always' });
+    const n = 500;
+    await Promise.all(Array.from({ length: n }, (_, i) => wal.append(Buffer.from(`rec-${i}`))));
+    expect(wal.stats.records).to.equal(n);
+    expect(wal.stats.syncs).to.be.lessThan(n / 5);
+    await wal.close();
+    const { wal: w2, records } = await recover(dir);
+    expect(records.map(String)).to.deep.equal(Array.from({ length: n }, (_, i) => `rec-${i}`));
+    await w2.close();
+  });
+
+  it('batch policy acknowledges only after an fsync; off policy never fsyncs data', async () => {
+    const dir = tempDir();
+    const { wal } = await recover(dir, { sync: 'batch', batchDelayMs: 1 });
+    const before = wal.stats.syncs;
+    await wal.append(Buffer.from('x'));
+    expect(wal.stats.syncs).to.be.greaterThan(before);
+    await wal.close();
+
+    const dir2 = tempDir();
+    const { wal: off } = await recover(dir2, { sync: 'off' });
+    await off.append(Buffer.from('x')); // creating the segment syncs once
+    const afterCreate = off.stats.syncs;
+    for (let i = 0; i < 20; i++) await off.append(Buffer.from('y'));
+    expect(off.stats.syncs).to.equal(afterCreate);
+    await off.append(Buffer.from('z'), { sync: true });
+    expect(off.stats.syncs).to.equal(afterCreate + 1);
+    await off.close();
+  });
+
+  it('rotate() splits records by call order even while writes are in flight', async () => {
+    const dir = tempDir();
+    const { wal } = await recover(dir, { sync: 'batch' });
+    const p1 = wal.append(Buffer.from('a'));
+    const seg = wal.rotate();
+    const p2 = wal.append(Buffer.from('b'));
+    await Promise.all([p1, p2]);
+    await wal.close();
+    expect(seg).to.equal(2);
+    const seen: [string, number][] = [];
+    const w2 = await Wal.open(dir, { onRecord: (r, s) => seen.push([String(r), s]) });
+    expect(seen).to.deep.equal([['a', 1], ['b', 2]]);
+    expect(w2.currentSegment).to.equal(3);
+    await w2.deleteSegmentsBefore(2);
+    expect(await listSegments(dir)).to.deep.equal([2]);
+    await w2.close();
+  });
+
+  it('segmentBytes rotates automatically and minSegment skips obsolete segments', async () => {
+    const dir = tempDir();
+    const { wal } = await recover(dir, { sync: 'off', segmentBytes: 10_000 });
+    for (let i = 0; i < 50; i++) await wal.append(Buffer.alloc(1000, i));
+    await wal.close();
+    const segs = await listSegments(dir);
+    expect(segs.length).to.be.greaterThan(3);
+    const { wal: w2, records } = await recover(dir, { minSegment: segs[2]! });
+    expect(records.length).to.be.lessThan(50);
+    expect(records[records.length - 1]![0]).to.equal(49);
+    await w2.close();
+    expect((await listSegments(dir))[0]).to.equal(segs[2]);
+  });
+
+  it('appends after close are rejected with a typed error', async () => {
+    const dir = tempDir();
+    const { wal } = await recover(dir);
+    await wal.close();
+    let err: unknown;
+    await wal.append(Buffer.from('x')).catch((e) => (err = e));
+    expect((err as { code?: string }).code).to.equal('CLOSED');
+    await fsp.rm(dir, { recursive: true });
+  });
+});
