@@ -39,8 +39,9 @@ export class LogEncoder {
     this.emit(RecordType.FileHeader, payload, 0, payload.length);
   }
 
-  /** Frames one logical record, fragmenting it across blocks as needed. */
-  add(record: Uint8Array): void {
+  /** Frames one logical record, fragmenting it across blocks as needed. With `owned`, the
+   *  caller promises never to modify `record` again, and its bytes are not copied. */
+  add(record: Uint8Array, owned = false): void {
     let left = record.length;
     let pos = 0;
     let first = true;
@@ -55,7 +56,7 @@ export class LogEncoder {
       const fragment = Math.min(left, avail);
       const last = fragment === left;
       const type = first && last ? RecordType.Full : first ? RecordType.First : last ? RecordType.Last : RecordType.Middle;
-      this.emit(type, record, pos, fragment);
+      this.emit(type, record, pos, fragment, owned);
       pos += fragment;
       left -= fragment;
       first = false;
@@ -70,7 +71,7 @@ export class LogEncoder {
     return out;
   }
 
-  private emit(type: RecordType, data: Uint8Array, start: number, length: number): void {
+  private emit(type: RecordType, data: Uint8Array, start: number, length: number, owned = false): void {
     const header = Buffer.allocUnsafe(HEADER_SIZE);
     const body = data.subarray(start, start + length);
     const crc = crc32c(body, crc32c(TYPE_BYTES[type]!));
@@ -78,8 +79,8 @@ export class LogEncoder {
     header.writeUInt16LE(length, 4);
     header[6] = type;
     this.push(header);
-    // Copy: the caller may reuse its buffer once add() returns.
-    if (length > 0) this.push(Buffer.from(body));
+    // Copy unless owned: the caller may reuse its buffer once add() returns.
+    if (length > 0) this.push(owned ? Buffer.from(body.buffer, body.byteOffset, body.byteLength) : Buffer.from(body));
     this.blockOffset += HEADER_SIZE + length;
   }
 

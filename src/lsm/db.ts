@@ -1,0 +1,621 @@
+// LsmEngine: the single-node storage engine. Owns the write path (WAL → memtable), reads
+// (memtable → immutable memtables → SSTables newest first), snapshots and iterators, and the
+// background work that flushes memtables and compacts levels. Files: ./FORMAT.md.
+//
+// Write path: a write is validated, waits only if the engine must stall, gets its sequence
+// numbers, is framed into the WAL (synchronously, in call order) and inserted into the memtable,
+// then resolves once the WAL's sync policy is met. Readers see a write only after that point:
+// reads use `visibleSeq`, the highest acknowledged sequence, never `lastSeq`.
+//
+// Durability points: the WAL until a memtable's flush is recorded in the MANIFEST; after that
+// the SSTable. WAL segments are deleted only after the manifest edit naming their replacement
+// table is synced. SSTables are deleted only when no version (reader) references them.
+import { promises as fsp, mkdirSync } from 'node:fs';
+import path from 'node:path';
+import { AsyncMutex, Signal, sleep } from '../util/async.js';
+import { DecodeError, toBuffer } from '../util/bytes.js';
+import { CorruptionError, KvError, invalidArgument } from '../util/errors.js';
+import { Wal } from '../wal/wal.js';
+import { syncDir } from '../wal/wal.js';
+import { compactionFor, levelScores, makeDropRule, pickCompaction, writeTables, type Compaction } from './compaction.js';
+import { DbIterator, type Bounds } from './db-iterator.js';
+import { WAL_DIR, parseFileName, tablePath, manifestFileName } from './filenames.js';
+import type { InternalIterator } from './internal-iterator.js';
+import { KIND_SEEK, Kind, makeInternalKey, userKeyOf, kindOf } from './keys.js';
+import { DirLock } from './lock.js';
+import { Memtable, type LookupResult } from './memtable.js';
+import { MergingIterator } from './merging-iterator.js';
+import { resolveOptions, type ResolvedOptions } from './options.js';
+import { LevelIterator, TableInternalIterator } from './table-iterators.js';
+import { Tables } from './tables.js';
+import type { EngineStats, LsmOptions, ReadOptions, ScanOptions, Snapshot, WriteOp, WriteOptions } from './types.js';
+import { NUM_LEVELS, type Version } from './version.js';
+import { emptyEdit, type FileMeta } from './version-edit.js';
+import { VersionSet, createManifest, setCurrent } from './version-set.js';
+import { decodeBatch, encodeBatch } from './write-batch.js';
+
+type State = 'open' | 'closing' | 'closed';
+
+export class LsmEngine {
+  private state: State = 'open';
+  private mem = new Memtable();
+  /** Frozen memtables, oldest first, waiting for flush. */
+  private imms: Memtable[] = [];
+  private lastSeq: number;
+  private visibleSeq: number;
+  /** Live snapshot sequences (snapshots and open iterators) → count. */
+  private readonly snapshots = new Map<number, number>();
+  private bgRunning = false;
+  private bgError: unknown = null;
+  private readonly bgDone = new Signal();
+  /** Serializes every change of the file set (flush, compaction, checkpoint). */
+  private readonly fileSetLock = new AsyncMutex();
+  private readonly obsoleteCandidates = new Set<number>();
+  private readonly counters = {
+    userBytesWritten: 0,
+    tableBytesWritten: 0,
+    flushes: 0,
+    compactions: 0,
+    bloomChecks: 0,
+    bloomNegatives: 0,
+    writeStalls: 0,
+    writeSlowdowns: 0,
+  };
+
+  private constructor(
+    readonly dir: string,
+    private readonly o: ResolvedOptions,
+    private readonly lock: DirLock,
+    private readonly versions: VersionSet,
+    private readonly tables: Tables,
+    private wal: Wal,
+    recovered: Memtable,
+  ) {
+    this.mem = recovered;
+    this.lastSeq = Math.max(versions.lastSequence, recovered.maxSeq);
+    this.visibleSeq = this.lastSeq;
+    this.mem.firstWalSegment = versions.logNumber;
+  }
+
+  /** Opens (creating if allowed) the store in `dir`, replaying its WAL. */
+  static async open(dir: string, options: LsmOptions = {}): Promise<LsmEngine> {
+    const o = resolveOptions(options);
+    if (o.createIfMissing) mkdirSync(dir, { recursive: true });
+    else await fsp.access(dir).catch(() => {
+      throw new KvError('NOT_FOUND', `no store in ${dir} (createIfMissing is false)`);
+    });
+    const lock = await DirLock.acquire(dir);
+    let versions: VersionSet | undefined;
+    try {
+      versions = await VersionSet.open(dir, { createIfMissing: o.createIfMissing, errorIfExists: o.errorIfExists });
+      const tables = new Tables(dir, o);
+      await removeOrphanTables(dir, versions.current);
+      const recovered = new Memtable();
+      const walDir = path.join(dir, WAL_DIR);
+      const wal = await Wal.open(walDir, {
+        sync: o.walSync,
+        batchDelayMs: o.walBatchDelayMs,
+        minSegment: versions.logNumber,
+        onRecord: (record, segment, offset) => {
+          let batch;
+          try {
+            batch = decodeBatch(record);
+          } catch (err) {
+            if (err instanceof DecodeError) throw new CorruptionError(path.join(walDir, String(segment)), offset, `bad write batch: ${err.message}`);
+            throw err;
+          }
+          // Entries already in SSTables (sequence <= the manifest's) are not replayed.
+          batch.ops.forEach((op, i) => {
+            const seq = batch.firstSeq + i;
+            if (seq > versions!.lastSequence) recovered.add(seq, op.kind, op.key, op.value);
+          });
+        },
+      });
+      const engine = new LsmEngine(dir, o, lock, versions, tables, wal, recovered);
+      engine.maybeScheduleWork();
+      return engine;
+    } catch (err) {
+      await versions?.close().catch(() => undefined);
+      await lock.release();
+      throw err;
+    }
+  }
+
+  // ---------------------------------------------------------------- writes
+
+  put(key: Uint8Array, value: Uint8Array, options?: WriteOptions): Promise<void> {
+    return this.write([{ type: 'put', key, value }], options);
+  }
+
+  delete(key: Uint8Array, options?: WriteOptions): Promise<void> {
+    return this.write([{ type: 'del', key }], options);
+  }
+
+  /** Applies `ops` atomically: all or none are visible, now and after any crash. */
+  async write(ops: readonly WriteOp[], options?: WriteOptions): Promise<void> {
+    this.checkOpen();
+    if (!Array.isArray(ops)) throw invalidArgument('write() takes an array of operations');
+    for (const op of ops) this.validateOp(op);
+    if (ops.length === 0) return;
+    const wait = this.makeRoomForWrite();
+    if (wait) await wait;
+    this.checkOpen();
+    const firstSeq = this.lastSeq + 1;
+    const endSeq = this.lastSeq + ops.length;
+    this.lastSeq = endSeq;
+    const record = encodeBatch(firstSeq, ops);
+    const acked = this.wal.append(record, options?.sync ? { sync: true, owned: true } : { owned: true });
+    // The memtable keeps views into `record` (one allocation per batch, owned by the engine).
+    const decoded = decodeBatch(record);
+    for (let i = 0; i < decoded.ops.length; i++) {
+      const op = decoded.ops[i]!;
+      this.mem.add(firstSeq + i, op.kind, op.key, op.value);
+    }
+    this.counters.userBytesWritten += record.length;
+    await acked;
+    if (endSeq > this.visibleSeq) this.visibleSeq = endSeq;
+  }
+
+  private validateOp(op: WriteOp): void {
+    if (op === null || typeof op !== 'object') throw invalidArgument('a write operation must be an object');
+    if (!(op.key instanceof Uint8Array)) throw invalidArgument('key must be a Uint8Array or Buffer');
+    if (op.key.length > this.o.maxKeyBytes) {
+      throw new KvError('KEY_TOO_LARGE', `key of ${op.key.length} bytes exceeds the limit of ${this.o.maxKeyBytes}`);
+    }
+    if (op.type === 'put') {
+      if (!(op.value instanceof Uint8Array)) throw invalidArgument('value must be a Uint8Array or Buffer');
+      if (op.value.length > this.o.maxValueBytes) {
+        throw new KvError('VALUE_TOO_LARGE', `value of ${op.value.length} bytes exceeds the limit of ${this.o.maxValueBytes}`);
+      }
+    } else if (op.type !== 'del') {
+      throw invalidArgument(`unknown operation type ${String((op as { type: unknown }).type)}`);
+    }
+  }
+
+  /** Returns undefined when the write may proceed at once (the common, synchronous case). */
+  private makeRoomForWrite(): Promise<void> | undefined {
+    if (this.bgError) throw this.backgroundFailure();
+    const l0 = this.versions.current.levels[0]!.length;
+    if (this.mem.approximateBytes < this.o.memtableBytes && l0 < this.o.l0SlowdownTrigger) return undefined;
+    return this.makeRoomSlow();
+  }
+
+  private async makeRoomSlow(): Promise<void> {
+    let slowed = false;
+    for (;;) {
+      this.checkOpen();
+      if (this.bgError) throw this.backgroundFailure();
+      const l0 = this.versions.current.levels[0]!.length;
+      if (!slowed && l0 >= this.o.l0SlowdownTrigger && l0 < this.o.l0StopTrigger) {
+        // Give compaction a millisecond per write rather than stopping writes dead later.
+        slowed = true;
+        this.counters.writeSlowdowns++;
+        await sleep(1);
+        continue;
+      }
+      if (this.mem.approximateBytes < this.o.memtableBytes) return;
+      if (this.imms.length >= this.o.maxImmutableMemtables || l0 >= this.o.l0StopTrigger) {
+        this.counters.writeStalls++;
+        this.maybeScheduleWork();
+        await this.bgDone.wait();
+        continue;
+      }
+      this.switchMemtable();
+      return;
+    }
+  }
+
+  /** Freezes the memtable and starts a new one on a new WAL segment. Synchronous, so every
+   *  write framed before it lands in the old segment and every later one in the new. */
+  private switchMemtable(): void {
+    const frozen = this.mem;
+    this.imms.push(frozen);
+    this.mem = new Memtable();
+    this.mem.firstWalSegment = this.wal.rotate();
+    this.maybeScheduleWork();
+  }
+
+  // ---------------------------------------------------------------- reads
+
+  async get(key: Uint8Array, options?: ReadOptions): Promise<Buffer | undefined> {
+    return this.getSync(key, options);
+  }
+
+  /** Point lookup without a promise (all reads are synchronous underneath). */
+  getSync(key: Uint8Array, options?: ReadOptions): Buffer | undefined {
+    this.checkOpen();
+    if (!(key instanceof Uint8Array)) throw invalidArgument('key must be a Uint8Array or Buffer');
+    const seq = options?.snapshot?.sequence ?? this.visibleSeq;
+    let r: LookupResult = this.mem.get(key, seq);
+    for (let i = this.imms.length - 1; r === undefined && i >= 0; i--) r = this.imms[i]!.get(key, seq);
+    if (r === undefined) r = this.getFromTables(this.versions.current, key, seq);
+    return r?.kind === Kind.Value ? Buffer.from(r.value) : undefined;
+  }
+
+  private getFromTables(v: Version, key: Uint8Array, seq: number): LookupResult {
+    const keyBuf = toBuffer(key);
+    let target: Buffer | null = null;
+    for (const f of v.levels[0]!) {
+      if (Buffer.compare(userKeyOf(f.smallest), keyBuf) > 0 || Buffer.compare(userKeyOf(f.largest), keyBuf) < 0) continue;
+      target ??= makeInternalKey(key, seq, KIND_SEEK);
+      const r = this.getFromTable(f, keyBuf, target);
+      if (r) return r;
+    }
+    for (let level = 1; level < NUM_LEVELS; level++) {
+      const f = v.fileFor(level, keyBuf);
+      if (!f) continue;
+      target ??= makeInternalKey(key, seq, KIND_SEEK);
+      const r = this.getFromTable(f, keyBuf, target);
+      if (r) return r;
+    }
+    return undefined;
+  }
+
+  private getFromTable(f: FileMeta, userKey: Buffer, target: Buffer): LookupResult {
+    const reader = this.tables.reader(f.number);
+    try {
+      this.counters.bloomChecks++;
+      if (!reader.mayContain(userKey)) {
+        this.counters.bloomNegatives++;
+        return undefined;
+      }
+      const c = reader.cursor();
+      try {
+        c.seek(target);
+        if (!c.valid()) return undefined;
+        const k = c.key();
+        if (!userKeyOf(k).equals(userKey)) return undefined;
+        return kindOf(k) === Kind.Value ? { kind: Kind.Value, value: c.value() } : { kind: Kind.Delete };
+      } finally {
+        c.close();
+      }
+    } finally {
+      reader.release();
+    }
+  }
+
+  /** A read view at the current sequence; call release() when done. */
+  snapshot(): Snapshot {
+    this.checkOpen();
+    const sequence = this.visibleSeq;
+    this.addSnapshot(sequence);
+    let released = false;
+    return {
+      sequence,
+      release: () => {
+        if (released) return;
+        released = true;
+        this.removeSnapshot(sequence);
+      },
+    };
+  }
+
+  /** A cursor over user entries, consistent to the sequence at the moment of this call. */
+  iterator(options: ScanOptions = {}): EngineIterator {
+    this.checkOpen();
+    const seq = options.snapshot?.sequence ?? this.visibleSeq;
+    const version = this.versions.pin(this.versions.current);
+    this.addSnapshot(seq);
+    const children: InternalIterator[] = [this.mem.iterator()];
+    for (let i = this.imms.length - 1; i >= 0; i--) children.push(this.imms[i]!.iterator());
+    for (const f of version.levels[0]!) children.push(new TableInternalIterator(this.tables.cursor(f.number)));
+    for (let l = 1; l < NUM_LEVELS; l++) {
+      const files = version.levels[l]!;
+      if (files.length > 0) children.push(new LevelIterator(files, (f) => this.tables.cursor(f.number)));
+    }
+    const bounds: Bounds = { gte: options.gte, gt: options.gt, lte: options.lte, lt: options.lt };
+    const it = new DbIterator(new MergingIterator(children), seq, bounds, options.reverse === true);
+    return new EngineIterator(it, options.limit ?? -1, () => {
+      this.removeSnapshot(seq);
+      this.versions.unpin(version);
+      void this.deleteObsoleteFiles();
+    });
+  }
+
+  /** Range scan as an async iterable of [key, value]; see ScanOptions. */
+  scan(options: ScanOptions = {}): AsyncIterable<[Buffer, Buffer]> {
+    const it = this.iterator(options); // the snapshot is taken now, not at the first next()
+    return {
+      [Symbol.asyncIterator]: () => ({
+        next: async (): Promise<IteratorResult<[Buffer, Buffer]>> => {
+          const e = it.next();
+          if (e === undefined) {
+            it.close();
+            return { done: true, value: undefined };
+          }
+          return { done: false, value: e };
+        },
+        return: async (): Promise<IteratorResult<[Buffer, Buffer]>> => {
+          it.close();
+          return { done: true, value: undefined };
+        },
+      }),
+    };
+  }
+
+  private addSnapshot(seq: number): void {
+    this.snapshots.set(seq, (this.snapshots.get(seq) ?? 0) + 1);
+  }
+
+  private removeSnapshot(seq: number): void {
+    const n = (this.snapshots.get(seq) ?? 0) - 1;
+    if (n <= 0) this.snapshots.delete(seq);
+    else this.snapshots.set(seq, n);
+  }
+
+  private smallestSnapshot(): number {
+    let s = this.visibleSeq;
+    for (const seq of this.snapshots.keys()) if (seq < s) s = seq;
+    return s;
+  }
+
+  // ---------------------------------------------------------------- background work
+
+  private maybeScheduleWork(): void {
+    if (this.bgRunning || this.state !== 'open' || this.bgError) return;
+    if (this.imms.length === 0 && !pickCompaction(this.versions.current, this.o, this.versions.compactPointers)) return;
+    this.bgRunning = true;
+    void this.backgroundLoop();
+  }
+
+  private async backgroundLoop(): Promise<void> {
+    try {
+      while (this.state === 'open') {
+        if (this.imms.length > 0) {
+          await this.fileSetLock.run(() => this.flushOldest());
+        } else {
+          const ran = await this.fileSetLock.run(async () => {
+            const c = pickCompaction(this.versions.current, this.o, this.versions.compactPointers);
+            if (!c) return false;
+            await this.runCompaction(c);
+            return true;
+          });
+          if (!ran) break;
+        }
+        this.bgDone.notify();
+      }
+    } catch (err) {
+      this.bgError = err;
+    } finally {
+      this.bgRunning = false;
+      this.bgDone.notify();
+    }
+  }
+
+  private backgroundFailure(): KvError {
+    return new KvError('IO_ERROR', `background flush/compaction failed; writes are refused until reopen: ${String(this.bgError)}`, { cause: this.bgError });
+  }
+
+  private async flushOldest(): Promise<void> {
+    const imm = this.imms[0];
+    if (!imm) return;
+    const it = imm.iterator();
+    it.seekToFirst();
+    const written = await writeTables(it, this.tableWriteContext(Number.POSITIVE_INFINITY), () => false);
+    const edit = emptyEdit();
+    for (const file of written.files) edit.newFiles.push({ level: 0, file });
+    // Segments before the next memtable's first one now hold nothing that is not in a table.
+    edit.logNumber = (this.imms[1] ?? this.mem).firstWalSegment;
+    edit.lastSequence = imm.maxSeq;
+    await this.versions.logAndApply(edit);
+    this.imms.shift();
+    this.counters.flushes++;
+    this.counters.tableBytesWritten += written.bytesWritten;
+    await this.wal.deleteSegmentsBefore(edit.logNumber);
+  }
+
+  private tableWriteContext(targetFileBytes: number) {
+    return {
+      newFileNumber: () => this.versions.newFileNumber(),
+      createBuilder: (n: number) => this.tables.createBuilder(n),
+      targetFileBytes,
+    };
+  }
+
+  private async runCompaction(c: Compaction): Promise<void> {
+    const edit = emptyEdit();
+    edit.compactPointers.push({ level: c.level, key: c.pointer });
+    for (const [i, files] of c.inputs.entries()) for (const f of files) edit.deletedFiles.push({ level: c.level + i, number: f.number });
+    if (c.trivialMove) {
+      const f = c.inputs[0][0]!;
+      edit.newFiles.push({ level: c.level + 1, file: f });
+      await this.versions.logAndApply(edit);
+      this.counters.compactions++;
+      return;
+    }
+    const v = this.versions.pin(this.versions.current);
+    try {
+      const children: InternalIterator[] = [];
+      if (c.level === 0) for (const f of c.inputs[0]) children.push(new TableInternalIterator(this.tables.cursor(f.number)));
+      else children.push(new LevelIterator(c.inputs[0], (f) => this.tables.cursor(f.number)));
+      if (c.inputs[1].length > 0) children.push(new LevelIterator(c.inputs[1], (f) => this.tables.cursor(f.number)));
+      const merged = new MergingIterator(children);
+      let written;
+      try {
+        merged.seekToFirst();
+        written = await writeTables(merged, this.tableWriteContext(this.o.targetFileBytes), makeDropRule(v, c.level + 1, this.smallestSnapshot()));
+      } finally {
+        merged.close();
+      }
+      for (const file of written.files) edit.newFiles.push({ level: c.level + 1, file });
+      await this.versions.logAndApply(edit);
+      this.counters.compactions++;
+      this.counters.tableBytesWritten += written.bytesWritten;
+      for (const files of c.inputs) for (const f of files) this.obsoleteCandidates.add(f.number);
+    } finally {
+      this.versions.unpin(v);
+    }
+    await this.deleteObsoleteFiles();
+  }
+
+  private async deleteObsoleteFiles(): Promise<void> {
+    if (this.obsoleteCandidates.size === 0) return;
+    const live = this.versions.liveFiles();
+    for (const n of [...this.obsoleteCandidates]) {
+      if (live.has(n)) continue;
+      this.obsoleteCandidates.delete(n);
+      this.tables.evict(n);
+      await fsp.rm(tablePath(this.dir, n), { force: true });
+    }
+  }
+
+  /** Writes the memtable out and waits until every frozen memtable is in an SSTable. */
+  async flush(): Promise<void> {
+    this.checkOpen();
+    if (this.mem.entries > 0) this.switchMemtable();
+    while (this.imms.length > 0) {
+      if (this.bgError) throw this.backgroundFailure();
+      this.maybeScheduleWork();
+      await this.bgDone.wait();
+    }
+  }
+
+  /** Compacts every level overlapping [start, end] (all of it when omitted) down to the
+   *  deepest level holding data in that range, dropping what no reader needs. */
+  async compact(range: { start?: Uint8Array; end?: Uint8Array } = {}): Promise<void> {
+    await this.flush();
+    const lo = range.start ? toBuffer(range.start) : undefined;
+    const hi = range.end ? toBuffer(range.end) : undefined;
+    let deepest = 0;
+    for (let l = 0; l < NUM_LEVELS; l++) if (this.versions.current.overlapping(l, lo, hi).length > 0) deepest = l;
+    for (let level = 0; level < Math.max(deepest, 1); level++) {
+      this.checkOpen();
+      await this.fileSetLock.run(async () => {
+        const files = this.versions.current.overlapping(level, lo, hi);
+        if (files.length === 0) return;
+        const c = compactionFor(this.versions.current, level, files);
+        await this.runCompaction({ ...c, trivialMove: false });
+      });
+    }
+    this.maybeScheduleWork();
+  }
+
+  /** Writes a consistent, openable copy of the store to `target` (which must not exist or be
+   *  empty): SSTables are hard-linked (copied across file systems) and a fresh MANIFEST
+   *  describes them. Writes continue meanwhile; the copy holds every write acknowledged before
+   *  the call, and possibly later ones, as of one sequence number. */
+  async checkpoint(target: string): Promise<{ sequence: number; files: number }> {
+    await this.flush();
+    await fsp.mkdir(target, { recursive: true });
+    if ((await fsp.readdir(target)).length > 0) throw invalidArgument(`checkpoint target ${target} is not empty`);
+    return this.fileSetLock.run(async () => {
+      const v = this.versions.current;
+      const edit = this.versions.snapshotEdit(v);
+      edit.logNumber = 0;
+      let count = 0;
+      for (const files of v.levels) {
+        for (const f of files) {
+          const src = tablePath(this.dir, f.number);
+          const dst = tablePath(target, f.number);
+          await fsp.link(src, dst).catch(() => fsp.copyFile(src, dst));
+          count++;
+        }
+      }
+      const manifestNumber = this.versions.nextFileNumber;
+      edit.nextFileNumber = manifestNumber + 1;
+      const { handle } = await createManifest(path.join(target, manifestFileName(manifestNumber)), manifestNumber, edit);
+      await handle.close();
+      await setCurrent(target, manifestFileName(manifestNumber));
+      await syncDir(target);
+      return { sequence: edit.lastSequence ?? 0, files: count };
+    });
+  }
+
+  // ---------------------------------------------------------------- lifecycle
+
+  stats(): EngineStats {
+    const v = this.versions.current;
+    const cache = this.tables.cacheStats();
+    return {
+      sequence: this.visibleSeq,
+      memtableBytes: this.mem.approximateBytes,
+      immutableMemtables: this.imms.length,
+      levels: v.levels.map((files, level) => ({ level, files: files.length, bytes: v.levelBytes(level) })),
+      writeAmplification: this.counters.userBytesWritten === 0 ? 0 : this.counters.tableBytesWritten / this.counters.userBytesWritten,
+      userBytesWritten: this.counters.userBytesWritten,
+      flushes: this.counters.flushes,
+      compactions: this.counters.compactions,
+      walSyncs: this.wal.stats.syncs,
+      walRecords: this.wal.stats.records,
+      bloomChecks: this.counters.bloomChecks,
+      bloomNegatives: this.counters.bloomNegatives,
+      blockCacheHits: cache.hits,
+      blockCacheMisses: cache.misses,
+      writeStalls: this.counters.writeStalls,
+      writeSlowdowns: this.counters.writeSlowdowns,
+      liveSnapshots: [...this.snapshots.values()].reduce((a, b) => a + b, 0),
+    };
+  }
+
+  /** Level scores (>= 1 means compaction pending); for diagnostics and tests. */
+  compactionScores(): number[] {
+    return levelScores(this.versions.current, this.o);
+  }
+
+  get isOpen(): boolean {
+    return this.state === 'open';
+  }
+
+  /** Waits for in-flight background work, syncs the WAL and releases the directory. Data in
+   *  the memtable stays in the WAL and is replayed by the next open. */
+  async close(): Promise<void> {
+    if (this.state !== 'open') return;
+    this.state = 'closing';
+    await this.fileSetLock.run(async () => undefined);
+    while (this.bgRunning) await this.bgDone.wait();
+    await this.wal.close();
+    await this.versions.close();
+    this.tables.close();
+    await this.lock.release();
+    this.state = 'closed';
+  }
+
+  private checkOpen(): void {
+    if (this.state !== 'open') throw new KvError('CLOSED', 'the engine is closed');
+  }
+}
+
+/** A user-facing cursor; see LsmEngine.iterator(). Synchronous underneath. */
+export class EngineIterator {
+  private closed = false;
+  private remaining: number;
+  constructor(
+    private readonly it: DbIterator,
+    limit: number,
+    private readonly onClose: () => void,
+  ) {
+    this.remaining = limit < 0 ? Number.POSITIVE_INFINITY : limit;
+  }
+
+  /** The next entry, or undefined at the end (the iterator then stays at the end). */
+  next(): [Buffer, Buffer] | undefined {
+    if (this.closed || this.remaining <= 0) return undefined;
+    const e = this.it.next();
+    if (e !== undefined) this.remaining--;
+    return e;
+  }
+
+  /** Repositions at the first entry >= target (<= target in reverse) within the bounds. */
+  seek(target: Uint8Array): void {
+    if (this.closed) throw new KvError('CLOSED', 'iterator is closed');
+    this.it.seek(toBuffer(target));
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.it.close();
+    this.onClose();
+  }
+}
+
+/** Deletes .sst files that no version names: outputs of a flush or compaction that crashed
+ *  before its manifest edit was synced. */
+async function removeOrphanTables(dir: string, v: Version): Promise<void> {
+  const live = new Set<number>();
+  v.allFileNumbers(live);
+  for (const name of await fsp.readdir(dir)) {
+    const p = parseFileName(name);
+    if ((p?.kind === 'table' && !live.has(p.number)) || p?.kind === 'temp') await fsp.rm(path.join(dir, name), { force: true });
+  }
+}

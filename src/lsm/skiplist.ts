@@ -1,0 +1,121 @@
+// The memtable's ordered index: a skiplist of (user key, sequence) → (kind, value), ordered as
+// internal keys are (user key ascending, sequence descending). Written here, no library.
+//
+// Invariants:
+//  1. Nodes are only ever inserted, never removed or modified, so a node reference held by an
+//     iterator stays valid and its `next[0]` chain always leads to every later key.
+//  2. Sequences are unique across the engine, so no two nodes compare equal.
+//  3. A reader interleaved with a writer (the engine awaits between them) sees each node either
+//     fully linked or not at all: insert() is synchronous and links bottom-up.
+// The list owns the Buffers given to insert(): callers pass copies.
+import type { Kind } from './keys.js';
+import { compareKeySeq } from './keys.js';
+
+export const MAX_HEIGHT = 12;
+const BRANCHING = 4;
+
+export class SkipNode {
+  readonly next: (SkipNode | null)[];
+  constructor(
+    readonly key: Buffer,
+    readonly seq: number,
+    readonly kind: Kind,
+    readonly value: Buffer,
+    height: number,
+  ) {
+    this.next = new Array<SkipNode | null>(height).fill(null);
+  }
+}
+
+export class SkipList {
+  private readonly head = new SkipNode(Buffer.alloc(0), 0, 0 as Kind, Buffer.alloc(0), MAX_HEIGHT);
+  private height = 1;
+  private count = 0;
+  // Deterministic height source (xorshift); a skiplist need not be cryptographically random.
+  private rnd = 0x9e3779b9;
+  private readonly prevScratch: SkipNode[] = new Array<SkipNode>(MAX_HEIGHT);
+
+  get size(): number {
+    return this.count;
+  }
+
+  private randomHeight(): number {
+    let h = 1;
+    while (h < MAX_HEIGHT) {
+      let x = this.rnd;
+      x ^= x << 13;
+      x ^= x >>> 17;
+      x ^= x << 5;
+      this.rnd = x >>> 0;
+      if (this.rnd % BRANCHING !== 0) break;
+      h++;
+    }
+    return h;
+  }
+
+  insert(key: Buffer, seq: number, kind: Kind, value: Buffer): void {
+    const prev = this.prevScratch;
+    let x = this.head;
+    for (let level = this.height - 1; level >= 0; level--) {
+      let n = x.next[level]!;
+      while (n !== null && compareKeySeq(n.key, n.seq, key, seq) < 0) {
+        x = n;
+        n = x.next[level]!;
+      }
+      prev[level] = x;
+    }
+    const height = this.randomHeight();
+    if (height > this.height) {
+      for (let level = this.height; level < height; level++) prev[level] = this.head;
+      this.height = height;
+    }
+    const node = new SkipNode(key, seq, kind, value, height);
+    for (let level = 0; level < height; level++) {
+      node.next[level] = prev[level]!.next[level]!;
+      prev[level]!.next[level] = node;
+    }
+    this.count++;
+  }
+
+  /** First node >= (key, seq), or null. */
+  seek(key: Uint8Array, seq: number): SkipNode | null {
+    let x = this.head;
+    for (let level = this.height - 1; level >= 0; level--) {
+      let n = x.next[level]!;
+      while (n !== null && compareKeySeq(n.key, n.seq, key, seq) < 0) {
+        x = n;
+        n = x.next[level]!;
+      }
+    }
+    return x.next[0]!;
+  }
+
+  /** Last node < (key, seq), or null. */
+  seekBefore(key: Uint8Array, seq: number): SkipNode | null {
+    let x = this.head;
+    for (let level = this.height - 1; level >= 0; level--) {
+      let n = x.next[level]!;
+      while (n !== null && compareKeySeq(n.key, n.seq, key, seq) < 0) {
+        x = n;
+        n = x.next[level]!;
+      }
+    }
+    return x === this.head ? null : x;
+  }
+
+  first(): SkipNode | null {
+    return this.head.next[0]!;
+  }
+
+  last(): SkipNode | null {
+    let x = this.head;
+    for (let level = this.height - 1; level >= 0; level--) {
+      let n = x.next[level]!;
+      while (n !== null) {
+        x = n;
+        n = x.next[level]!;
+      }
+    }
+    return x === this.head ? null : x;
+  }
+}
