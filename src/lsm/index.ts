@@ -1,0 +1,4 @@
+// distcache/lsm: the storage engine's public surface.
+export { LsmEngine, EngineIterator } from './db.js';
+export type * from './types.js';
+export { KvError, CorruptionError } from '../util/errors.js';

@@ -1,0 +1,182 @@
+import { expect } from 'chai';
+import { promises as fsp, readdirSync, statSync, truncateSync } from 'node:fs';
+import path from 'node:path';
+import { LsmEngine } from '../../src/lsm/index.js';
+import { KvError, CorruptionError } from '../../src/util/errors.js';
+import { tempDir, cleanupTempDirs } from '../helpers/tmp.js';
+
+const b = (s: string): Buffer => Buffer.from(s);
+const str = (v: Buffer | undefined): string | undefined => v?.toString();
+
+async function collect(it: AsyncIterable<[Buffer, Buffer]>): Promise<string[]> {
+  const out: string[] = [];
+  for await (const [k, v] of it) out.push(`${k}=${v}`);
+  return out;
+}
+
+/** Small sizes so a few thousand writes exercise flushes and compactions. */
+const SMALL = { memtableBytes: 32 * 1024, targetFileBytes: 16 * 1024, l1MaxBytes: 64 * 1024, blockBytes: 1024, walSync: 'off' as const };
+
+describe('lsm: engine', () => {
+  afterEach(cleanupTempDirs);
+
+  it('put, get, delete, overwrite', async () => {
+    const db = await LsmEngine.open(tempDir());
+    await db.put(b('a'), b('1'));
+    await db.put(b('b'), b('2'));
+    await db.put(b('a'), b('3'));
+    await db.delete(b('b'));
+    expect(str(await db.get(b('a')))).to.equal('3');
+    expect(await db.get(b('b'))).to.equal(undefined);
+    expect(await db.get(b('zz'))).to.equal(undefined);
+    await db.close();
+  });
+
+  it('write() is atomic and ordered within the batch', async () => {
+    const db = await LsmEngine.open(tempDir());
+    await db.write([
+      { type: 'put', key: b('x'), value: b('1') },
+      { type: 'put', key: b('y'), value: b('2') },
+      { type: 'del', key: b('x') },
+    ]);
+    expect(await db.get(b('x'))).to.equal(undefined);
+    expect(str(await db.get(b('y')))).to.equal('2');
+    await db.close();
+  });
+
+  it('scans forward and backward with gte/gt/lte/lt/limit', async () => {
+    const db = await LsmEngine.open(tempDir(), SMALL);
+    for (let i = 0; i < 10; i++) await db.put(b(`k${i}`), b(`v${i}`));
+    await db.delete(b('k5'));
+    expect(await collect(db.scan({ gte: b('k2'), lt: b('k7') }))).to.deep.equal(['k2=v2', 'k3=v3', 'k4=v4', 'k6=v6']);
+    expect(await collect(db.scan({ gt: b('k2'), lte: b('k7'), reverse: true }))).to.deep.equal(['k7=v7', 'k6=v6', 'k4=v4', 'k3=v3']);
+    expect(await collect(db.scan({ limit: 2 }))).to.deep.equal(['k0=v0', 'k1=v1']);
+    expect(await collect(db.scan({ reverse: true, limit: 1 }))).to.deep.equal(['k9=v9']);
+    await db.flush();
+    expect(await collect(db.scan({ gte: b('k2'), lt: b('k7') }))).to.deep.equal(['k2=v2', 'k3=v3', 'k4=v4', 'k6=v6']);
+    expect(await collect(db.scan({ gt: b('k2'), lte: b('k7'), reverse: true }))).to.deep.equal(['k7=v7', 'k6=v6', 'k4=v4', 'k3=v3']);
+    await db.close();
+  });
+
+  it('an iterator sees the snapshot of its creation, across flushes and compactions', async () => {
+    const db = await LsmEngine.open(tempDir(), SMALL);
+    for (let i = 0; i < 500; i++) await db.put(b(`key${String(i).padStart(4, '0')}`), b(`old${i}`));
+    const scan = db.scan({});
+    const snap = db.snapshot();
+    for (let i = 0; i < 500; i++) await db.put(b(`key${String(i).padStart(4, '0')}`), b(`new${i}`.padEnd(100, '.')));
+    for (let i = 0; i < 500; i += 3) await db.delete(b(`key${String(i).padStart(4, '0')}`));
+    await db.compact();
+    const rows = await collect(scan);
+    expect(rows.length).to.equal(500);
+    expect(rows.every((r) => r.includes('=old'))).to.equal(true);
+    expect(str(await db.get(b('key0003'), { snapshot: snap }))).to.equal('old3');
+    expect(await db.get(b('key0003'))).to.equal(undefined);
+    snap.release();
+    expect(db.stats().liveSnapshots).to.equal(0);
+    await db.close();
+  });
+
+  it('recovers the memtable from the WAL and flushed tables from the manifest', async () => {
+    const dir = tempDir();
+    let db = await LsmEngine.open(dir, SMALL);
+    for (let i = 0; i < 2000; i++) await db.put(b(`k${i}`), b(`v${i}`));
+    for (let i = 0; i < 2000; i += 2) await db.delete(b(`k${i}`));
+    const before = db.stats();
+    expect(before.flushes).to.be.greaterThan(0);
+    await db.close();
+    db = await LsmEngine.open(dir, SMALL);
+    for (let i = 0; i < 2000; i++) expect(str(await db.get(b(`k${i}`))), `k${i}`).to.equal(i % 2 ? `v${i}` : undefined);
+    expect((await collect(db.scan({}))).length).to.equal(1000);
+    await db.close();
+  });
+
+  it('leveled compaction bounds L0 and drops overwritten data and bottom-level tombstones', async () => {
+    const dir = tempDir();
+    const db = await LsmEngine.open(dir, SMALL);
+    const value = Buffer.alloc(200, 7);
+    for (let round = 0; round < 5; round++) for (let i = 0; i < 1000; i++) await db.put(b(`k${i % 300}`), value);
+    await db.flush();
+    const st = db.stats();
+    expect(st.levels[0]!.files).to.be.lessThan(SMALL.memtableBytes); // sanity
+    expect(st.compactions).to.be.greaterThan(0);
+    expect(st.writeAmplification).to.be.greaterThan(0);
+    for (let i = 0; i < 300; i++) await db.delete(b(`k${i}`));
+    await db.compact();
+    const after = db.stats();
+    const totalBytes = after.levels.reduce((s, l) => s + l.bytes, 0);
+    expect(totalBytes, 'all data deleted and compacted away').to.equal(0);
+    const ssts = readdirSync(dir).filter((n) => n.endsWith('.sst'));
+    expect(ssts).to.deep.equal([]);
+    await db.close();
+  });
+
+  it('checkpoint() is a consistent, openable copy while writes continue', async () => {
+    const dir = tempDir();
+    const db = await LsmEngine.open(dir, SMALL);
+    for (let i = 0; i < 1000; i++) await db.put(b(`k${i}`), b(`v${i}`));
+    const target = path.join(tempDir(), 'cp');
+    const writes = (async () => {
+      for (let i = 1000; i < 1500; i++) await db.put(b(`k${i}`), b(`v${i}`));
+    })();
+    const cp = await db.checkpoint(target);
+    await writes;
+    expect(cp.sequence).to.be.at.least(1000);
+    const copy = await LsmEngine.open(target);
+    const rows = await collect(copy.scan({}));
+    expect(rows.length).to.equal(cp.sequence); // one put per sequence: the copy is exactly a prefix
+    for (let i = 0; i < 1000; i++) expect(str(await copy.get(b(`k${i}`)))).to.equal(`v${i}`);
+    await copy.put(b('only-in-copy'), b('1'));
+    expect(await db.get(b('only-in-copy'))).to.equal(undefined);
+    await copy.close();
+    await db.close();
+  });
+
+  it('rejects oversize keys and values with typed errors and keeps serving', async () => {
+    const db = await LsmEngine.open(tempDir(), { maxKeyBytes: 16, maxValueBytes: 64 });
+    await db.put(b('ok'), b('fine'));
+    const err1 = await db.put(Buffer.alloc(17), b('v')).catch((e: unknown) => e);
+    expect(err1).to.be.instanceOf(KvError);
+    expect((err1 as KvError).code).to.equal('KEY_TOO_LARGE');
+    const err2 = await db.put(b('k'), Buffer.alloc(65)).catch((e: unknown) => e);
+    expect((err2 as KvError).code).to.equal('VALUE_TOO_LARGE');
+    const err3 = await db.write([{ type: 'put', key: b('a'), value: b('1') }, { type: 'put', key: Buffer.alloc(99), value: b('2') }]).catch((e: unknown) => e);
+    expect((err3 as KvError).code).to.equal('KEY_TOO_LARGE');
+    expect(await db.get(b('a')), 'a rejected batch applies nothing').to.equal(undefined);
+    const err4 = await db.put('str' as unknown as Buffer, b('v')).catch((e: unknown) => e);
+    expect((err4 as KvError).code).to.equal('INVALID_ARGUMENT');
+    expect(str(await db.get(b('ok')))).to.equal('fine');
+    await db.close();
+  });
+
+  it('refuses a second open of the same directory and reopens after close', async () => {
+    const dir = tempDir();
+    const db = await LsmEngine.open(dir);
+    const err = await LsmEngine.open(dir).catch((e: unknown) => e);
+    expect((err as KvError).code).to.equal('LOCKED');
+    await db.put(b('still'), b('works'));
+    await db.close();
+    const again = await LsmEngine.open(dir);
+    expect(str(await again.get(b('still')))).to.equal('works');
+    await again.close();
+    const closedErr = await again.get(b('x')).catch((e: unknown) => e);
+    expect((closedErr as KvError).code).to.equal('CLOSED');
+  });
+
+  it('a truncated SSTable gives a CorruptionError naming the file; other data stays readable', async () => {
+    const dir = tempDir();
+    let db = await LsmEngine.open(dir, SMALL);
+    for (let i = 0; i < 100; i++) await db.put(b(`a${i}`), b(`v${i}`));
+    await db.flush();
+    await db.close();
+    const sst = readdirSync(dir).filter((n) => n.endsWith('.sst'))[0]!;
+    truncateSync(path.join(dir, sst), Math.floor(statSync(path.join(dir, sst)).size / 2));
+    db = await LsmEngine.open(dir, SMALL);
+    await db.put(b('fresh'), b('ok'));
+    const err = await db.get(b('a5')).catch((e: unknown) => e);
+    expect(err).to.be.instanceOf(CorruptionError);
+    expect((err as CorruptionError).file).to.contain(sst);
+    expect(str(await db.get(b('fresh')))).to.equal('ok');
+    await db.close();
+    await fsp.rm(dir, { recursive: true });
+  });
+});
