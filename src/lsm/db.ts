@@ -253,24 +253,20 @@ export class LsmEngine {
 
   private getFromTable(f: FileMeta, userKey: Buffer, target: Buffer): LookupResult {
     const reader = this.tables.reader(f.number);
+    this.counters.bloomChecks++;
+    if (!reader.mayContain(userKey)) {
+      this.counters.bloomNegatives++;
+      return undefined;
+    }
+    const c = reader.iterator();
     try {
-      this.counters.bloomChecks++;
-      if (!reader.mayContain(userKey)) {
-        this.counters.bloomNegatives++;
-        return undefined;
-      }
-      const c = reader.cursor();
-      try {
-        c.seek(target);
-        if (!c.valid()) return undefined;
-        const k = c.key();
-        if (!userKeyOf(k).equals(userKey)) return undefined;
-        return kindOf(k) === Kind.Value ? { kind: Kind.Value, value: c.value() } : { kind: Kind.Delete };
-      } finally {
-        c.close();
-      }
+      c.seek(target);
+      if (!c.valid()) return undefined;
+      const k = c.key();
+      if (!userKeyOf(k).equals(userKey)) return undefined;
+      return kindOf(k) === Kind.Value ? { kind: Kind.Value, value: c.value() } : { kind: Kind.Delete };
     } finally {
-      reader.release();
+      c.close();
     }
   }
 
