@@ -56,6 +56,8 @@ export function isLeaveJoint(cc: ConfChange): boolean {
 /** Whether cc needs joint consensus (more than one voter changes, or asked for explicitly). */
 export function needsJoint(cc: ConfChange, cfg: TrackerConfig): boolean {
   if (cc.joint) return true;
+  // Bootstrapping from an empty configuration has no old majority to protect.
+  if (cfg.voters.incoming.size === 0 && !cfg.voters.isJoint()) return false;
   const after = new Set(cfg.voters.incoming);
   for (const c of cc.changes) {
     if (c.type === ConfChangeType.AddVoter) after.add(c.nodeId);

@@ -63,6 +63,8 @@ export class Raft {
   randomizedElectionTimeout = 0;
   /** Ticks since this node object was created: a restarted follower may have promised a lease. */
   ticksSinceStart = 0;
+  /** Restarted with a non-zero term: may have acknowledged a leader just before the restart. */
+  private readonly restarted: boolean;
   /** Leader: ticks since becoming leader (the lease clock). */
   leaderTicks = 0;
   /** Leader: a TimeoutNow was sent this term, so another node may already lead: no lease reads. */
@@ -85,6 +87,8 @@ export class Raft {
     this.log = new RaftLog(this.cfg.storage, this.cfg.maxCommittedSizePerReady);
     this.tracker = new ProgressTracker(this.cfg.maxInflightMsgs, this.cfg.maxInflightBytes);
     const { hardState, confState } = this.cfg.storage.initialState();
+    // Term 1 is the bootstrap term (MemoryStorage.bootstrapWithLog); leases start at term 2.
+    this.restarted = hardState.term > 1;
     const cr = restoreConfig(confState, this.log.lastIndex(), this.cfg.maxInflightMsgs, this.cfg.maxInflightBytes);
     this.switchToConfig(cr);
     if (hardState.term !== 0 || hardState.vote !== NONE || hardState.commit !== 0) this.loadState(hardState);
@@ -303,7 +307,7 @@ export class Raft {
     if (!this.cfg.checkQuorum) return false;
     // After a restart we cannot know whether we acknowledged a leader within the last election
     // timeout, so behave as if we had.
-    if (this.ticksSinceStart < this.cfg.electionTick) return true;
+    if (this.restarted && this.ticksSinceStart < this.cfg.electionTick) return true;
     return this.lead !== NONE && this.electionElapsed < this.cfg.electionTick;
   }
 

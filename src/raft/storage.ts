@@ -10,6 +10,7 @@
 //  - Returned arrays are fresh; the Entry objects and their data are shared and must not be mutated.
 // The core only reads storage. The application writes it from Ready (append, setHardState,
 // applySnapshot) and compacts it (createSnapshot + compact) behind what it has applied.
+import { encodeConfChange } from './confchange.js';
 import { RaftError, invariant } from './errors.js';
 import {
   type ConfState,
@@ -17,7 +18,9 @@ import {
   type HardState,
   type Snapshot,
   EMPTY_HARD_STATE,
+  ConfChangeType,
   EntryType,
+  NONE,
   emptyConfState,
   emptySnapshot,
   entrySize,
@@ -59,6 +62,22 @@ export class MemoryStorage implements Storage {
   static bootstrap(voters: number[], learners: number[] = []): MemoryStorage {
     const s = new MemoryStorage();
     s.snap = { metadata: { index: 0, term: 0, confState: { ...emptyConfState(), voters: [...voters], learners: [...learners] } }, data: new Uint8Array(0) };
+    return s;
+  }
+
+  /**
+   * A fresh storage for a founding member, the way a real node bootstraps: the log starts with a
+   * committed ConfChange (index 1, term 1) adding the initial members, so a member that joins
+   * later and replays the log from index 1 rebuilds the same configuration.
+   */
+  static bootstrapWithLog(voters: number[], learners: number[] = []): MemoryStorage {
+    const s = MemoryStorage.bootstrap(voters, learners);
+    const changes = [
+      ...voters.map((nodeId) => ({ type: ConfChangeType.AddVoter, nodeId })),
+      ...learners.map((nodeId) => ({ type: ConfChangeType.AddLearner, nodeId })),
+    ];
+    s.append([{ term: 1, index: 1, type: EntryType.ConfChange, data: encodeConfChange({ changes }) }]);
+    s.setHardState({ term: 1, vote: NONE, commit: 1 });
     return s;
   }
 

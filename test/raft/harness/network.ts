@@ -50,7 +50,7 @@ export class Network {
   constructor(ids: number[], opts: NodeOptions = {}, seed = 1) {
     this.rng = new Rng(seed);
     this.opts = opts;
-    for (const id of ids) this.addNode(id, MemoryStorage.bootstrap(ids));
+    for (const id of ids) this.addNode(id, MemoryStorage.bootstrapWithLog(ids));
   }
 
   /** Adds a member with the given storage (a new, empty node joins with MemoryStorage()). */
@@ -68,6 +68,7 @@ export class Network {
       snapshotEvery: 0,
     };
     this.nodes.set(id, tn);
+    this.processReady(id); // apply the bootstrap entries
     return tn;
   }
 

@@ -1,0 +1,156 @@
+// Raft paper §8 (client interaction): forwarding, linearizable reads by ReadIndex (leader and
+// follower), lease reads, and leadership transfer (thesis §3.10).
+import { expect } from 'chai';
+import { MessageType, RaftError, StateRole } from '../../src/raft/index.js';
+import { Network, bytes, text } from './harness/network.js';
+
+describe('Raft §8 client interaction', () => {
+  it('a follower forwards client proposals to the leader', () => {
+    const net = new Network([1, 2, 3]);
+    net.campaign(1);
+    net.propose(2, 'via-follower');
+    expect(net.appliedStrings(1)).to.deep.equal(['via-follower']);
+  });
+
+  it('a proposal with no known leader is rejected, not silently lost', () => {
+    const net = new Network([1, 2, 3]);
+    expect(() => net.propose(2, 'x')).to.throw(RaftError, /PROPOSAL_DROPPED/);
+  });
+
+  it('ReadIndex: the leader answers a read only after a heartbeat round confirms its leadership', () => {
+    const net = new Network([1, 2, 3]);
+    net.campaign(1);
+    net.propose(1, 'a');
+    net.ignore(MessageType.HeartbeatResp);
+    net.get(1).node.readIndex(bytes('r1'));
+    net.stabilize();
+    expect(net.get(1).readStates).to.have.length(0);
+    net.recover();
+    net.get(1).node.readIndex(bytes('r2'));
+    net.stabilize();
+    const rs = net.get(1).readStates;
+    expect(rs.map((r) => text(r.context))).to.deep.equal(['r1', 'r2']);
+    expect(rs.every((r) => r.index === net.raft(1).log.committed)).to.equal(true);
+  });
+
+  it('a new leader serves no read until it has committed an entry of its own term', () => {
+    const net = new Network([1, 2, 3]);
+    net.ignore(MessageType.AppResp);
+    net.campaign(1);
+    expect(net.raft(1).role).to.equal(StateRole.Leader);
+    net.get(1).node.readIndex(bytes('early'));
+    net.stabilize();
+    net.tickAll(1);
+    expect(net.get(1).readStates).to.have.length(0);
+    net.recover();
+    net.tickAll(2);
+    expect(net.get(1).readStates.map((r) => text(r.context))).to.deep.equal(['early']);
+    expect(net.raft(1).log.termOf(net.get(1).readStates[0]!.index)).to.equal(net.raft(1).term);
+  });
+
+  it('follower ReadIndex: the follower asks the leader and gets the leader commit index', () => {
+    const net = new Network([1, 2, 3]);
+    net.campaign(1);
+    net.propose(1, 'a');
+    net.get(3).node.readIndex(bytes('f'));
+    net.stabilize();
+    const rs = net.get(3).readStates;
+    expect(rs).to.have.length(1);
+    expect(rs[0]!.index).to.equal(net.raft(1).log.committed);
+    expect(net.raft(3).log.applied).to.be.at.least(rs[0]!.index);
+  });
+
+  it('a partitioned (deposed) leader cannot complete a ReadIndex', () => {
+    const net = new Network([1, 2, 3]);
+    net.campaign(1);
+    net.isolate(1);
+    net.get(1).node.readIndex(bytes('stale'));
+    net.tickAll(30);
+    expect(net.get(1).readStates).to.have.length(0);
+    // Meanwhile the majority elected a new leader.
+    expect(net.leaders().filter((id) => id !== 1)).to.have.length(1);
+  });
+
+  it('lease reads: with a valid lease the leader answers without a heartbeat round', () => {
+    const net = new Network([1, 2, 3], { readOnlyOption: 'lease' });
+    net.campaign(1);
+    net.propose(1, 'a');
+    net.tickAll(2); // heartbeats acknowledged: lease established
+    expect(net.get(1).node.hasValidLease()).to.equal(true);
+    net.ignore(MessageType.HeartbeatResp);
+    net.get(1).node.readIndex(bytes('lease'));
+    net.stabilize();
+    expect(net.get(1).readStates.map((r) => text(r.context))).to.deep.equal(['lease']);
+  });
+
+  it('lease reads: once no quorum has acknowledged within the lease, the leader falls back to a heartbeat round', () => {
+    const net = new Network([1, 2, 3], { readOnlyOption: 'lease', electionTick: 10, leaseDriftTicks: 3 });
+    net.campaign(1);
+    net.tickAll(2);
+    net.isolate(1);
+    net.tick(1, 8); // lease = 7 ticks
+    expect(net.get(1).node.hasValidLease()).to.equal(false);
+    net.get(1).node.readIndex(bytes('x'));
+    net.stabilize();
+    expect(net.get(1).readStates).to.have.length(0);
+  });
+
+  it('lease reads are disabled automatically when CheckQuorum is off', () => {
+    const net = new Network([1, 2, 3], { readOnlyOption: 'lease', checkQuorum: false });
+    net.campaign(1);
+    net.tickAll(2);
+    expect(net.get(1).node.hasValidLease()).to.equal(false);
+    net.ignore(MessageType.HeartbeatResp);
+    net.get(1).node.readIndex(bytes('x'));
+    net.stabilize();
+    expect(net.get(1).readStates).to.have.length(0);
+  });
+});
+
+describe('Leadership transfer (thesis §3.10)', () => {
+  it('the leader sends TimeoutNow to an up-to-date transferee, which wins at once without waiting for leases', () => {
+    const net = new Network([1, 2, 3]);
+    net.campaign(1);
+    net.propose(1, 'a');
+    net.get(1).node.transferLeader(2);
+    net.stabilize();
+    expect(net.delivered.some((m) => m.type === MessageType.TimeoutNow && m.to === 2)).to.equal(true);
+    expect(net.leader()).to.equal(2);
+    expect(net.raft(1).role).to.equal(StateRole.Follower);
+  });
+
+  it('a transfer to a lagging follower first brings its log up to date', () => {
+    const net = new Network([1, 2, 3]);
+    net.campaign(1);
+    net.cut(1, 3);
+    for (let i = 0; i < 5; i++) net.propose(1, `e${i}`);
+    net.recover();
+    net.get(1).node.transferLeader(3);
+    net.stabilize();
+    expect(net.leader()).to.equal(3);
+    expect(net.raft(3).log.lastIndex()).to.be.at.least(7);
+  });
+
+  it('proposals are refused while a transfer is in progress', () => {
+    const net = new Network([1, 2, 3]);
+    net.campaign(1);
+    net.isolate(3);
+    net.propose(1, 'x');
+    net.get(1).node.transferLeader(3);
+    expect(() => net.get(1).node.propose(bytes('y'))).to.throw(RaftError, /PROPOSAL_DROPPED/);
+  });
+
+  it('a transfer that does not complete within an election timeout is aborted', () => {
+    const net = new Network([1, 2, 3]);
+    net.campaign(1);
+    net.isolate(3);
+    net.get(1).node.transferLeader(3);
+    expect(net.raft(1).leadTransferee).to.equal(3);
+    net.tick(1, 11);
+    net.stabilize();
+    expect(net.raft(1).leadTransferee).to.equal(0);
+    expect(net.raft(1).role).to.equal(StateRole.Leader);
+    net.propose(1, 'ok');
+    expect(net.appliedStrings(1)).to.deep.equal(['ok']);
+  });
+});
