@@ -28,7 +28,7 @@ import { MergingIterator } from './merging-iterator.js';
 import { resolveOptions, type ResolvedOptions } from './options.js';
 import { LevelIterator, TableInternalIterator } from './table-iterators.js';
 import { Tables } from './tables.js';
-import type { EngineStats, LsmOptions, ReadOptions, ScanOptions, Snapshot, WriteOp, WriteOptions } from './types.js';
+import type { EngineEvent, EngineStats, LsmOptions, ReadOptions, ScanOptions, Snapshot, WriteOp, WriteOptions } from './types.js';
 import { NUM_LEVELS, type Version } from './version.js';
 import { emptyEdit, type FileMeta } from './version-edit.js';
 import { VersionSet, createManifest, setCurrent } from './version-set.js';
@@ -196,6 +196,7 @@ export class LsmEngine {
       if (this.mem.approximateBytes < this.o.memtableBytes) return;
       if (this.imms.length >= this.o.maxImmutableMemtables || l0 >= this.o.l0StopTrigger) {
         this.counters.writeStalls++;
+        this.emit({ type: 'write-stall', reason: l0 >= this.o.l0StopTrigger ? 'l0-files' : 'memtables' });
         this.maybeScheduleWork();
         await this.bgDone.wait();
         continue;
@@ -372,6 +373,7 @@ export class LsmEngine {
       }
     } catch (err) {
       this.bgError = err;
+      this.emit({ type: 'background-error', error: err });
     } finally {
       this.bgRunning = false;
       this.bgDone.notify();
@@ -385,9 +387,12 @@ export class LsmEngine {
   private async flushOldest(): Promise<void> {
     const imm = this.imms[0];
     if (!imm) return;
+    const started = Date.now();
+    this.emit({ type: 'flush-begin', entries: imm.entries });
     const it = imm.iterator();
     it.seekToFirst();
     const written = await writeTables(it, this.tableWriteContext(Number.POSITIVE_INFINITY), () => false);
+    this.emit({ type: 'flush-tables-written', files: written.files.length, bytes: written.bytesWritten });
     const edit = emptyEdit();
     for (const file of written.files) edit.newFiles.push({ level: 0, file });
     // Segments before the next memtable's first one now hold nothing that is not in a table.
@@ -398,6 +403,11 @@ export class LsmEngine {
     this.counters.flushes++;
     this.counters.tableBytesWritten += written.bytesWritten;
     await this.wal.deleteSegmentsBefore(edit.logNumber);
+    this.emit({ type: 'flush-end', files: written.files.length, bytes: written.bytesWritten, durationMs: Date.now() - started });
+  }
+
+  private emit(event: EngineEvent): void {
+    this.o.onEvent?.(event);
   }
 
   private tableWriteContext(targetFileBytes: number) {
@@ -409,6 +419,8 @@ export class LsmEngine {
   }
 
   private async runCompaction(c: Compaction): Promise<void> {
+    const started = Date.now();
+    this.emit({ type: 'compaction-begin', level: c.level, inputFiles: c.inputs[0].length + c.inputs[1].length, trivialMove: c.trivialMove });
     const edit = emptyEdit();
     edit.compactPointers.push({ level: c.level, key: c.pointer });
     for (const [i, files] of c.inputs.entries()) for (const f of files) edit.deletedFiles.push({ level: c.level + i, number: f.number });
@@ -417,6 +429,7 @@ export class LsmEngine {
       edit.newFiles.push({ level: c.level + 1, file: f });
       await this.versions.logAndApply(edit);
       this.counters.compactions++;
+      this.emit({ type: 'compaction-end', level: c.level, outputFiles: 1, bytesWritten: 0, entriesDropped: 0, durationMs: Date.now() - started });
       return;
     }
     const v = this.versions.pin(this.versions.current);
@@ -433,11 +446,13 @@ export class LsmEngine {
       } finally {
         merged.close();
       }
+      this.emit({ type: 'compaction-tables-written', level: c.level, files: written.files.length, bytes: written.bytesWritten });
       for (const file of written.files) edit.newFiles.push({ level: c.level + 1, file });
       await this.versions.logAndApply(edit);
       this.counters.compactions++;
       this.counters.tableBytesWritten += written.bytesWritten;
       for (const files of c.inputs) for (const f of files) this.obsoleteCandidates.add(f.number);
+      this.emit({ type: 'compaction-end', level: c.level, outputFiles: written.files.length, bytesWritten: written.bytesWritten, entriesDropped: written.entriesDropped, durationMs: Date.now() - started });
     } finally {
       this.versions.unpin(v);
     }

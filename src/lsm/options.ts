@@ -2,7 +2,7 @@
 import { invalidArgument } from '../util/errors.js';
 import type { LsmOptions } from './types.js';
 
-export type ResolvedOptions = Required<LsmOptions>;
+export type ResolvedOptions = Required<Omit<LsmOptions, 'onEvent'>> & { onEvent: LsmOptions['onEvent'] | undefined };
 
 export const DEFAULTS: ResolvedOptions = {
   walSync: 'batch',
@@ -24,6 +24,7 @@ export const DEFAULTS: ResolvedOptions = {
   sizeRatio: 10,
   createIfMissing: true,
   errorIfExists: false,
+  onEvent: undefined,
 };
 
 export function resolveOptions(o: LsmOptions = {}): ResolvedOptions {

@@ -42,7 +42,22 @@ export interface LsmOptions {
   createIfMissing?: boolean;
   /** Refuse to open an existing store. Default false. */
   errorIfExists?: boolean;
+  /** Told about background work as it happens (Pebble's EventListener idea): the way metrics
+   *  and logs observe the engine without the engine importing them. Must not throw. */
+  onEvent?: (event: EngineEvent) => void;
 }
+
+export type EngineEvent =
+  | { type: 'flush-begin'; entries: number }
+  /** Tables written and synced; the manifest edit is not yet written. */
+  | { type: 'flush-tables-written'; files: number; bytes: number }
+  | { type: 'flush-end'; files: number; bytes: number; durationMs: number }
+  | { type: 'compaction-begin'; level: number; inputFiles: number; trivialMove: boolean }
+  /** Output tables written and synced; the manifest edit is not yet written. */
+  | { type: 'compaction-tables-written'; level: number; files: number; bytes: number }
+  | { type: 'compaction-end'; level: number; outputFiles: number; bytesWritten: number; entriesDropped: number; durationMs: number }
+  | { type: 'write-stall'; reason: 'memtables' | 'l0-files' }
+  | { type: 'background-error'; error: unknown };
 
 export interface WriteOptions {
   /** Resolve only after the WAL record is on disk, whatever the walSync policy. */

@@ -2,7 +2,9 @@
 // walSync 'always', from several concurrent writers, and prints "ack <id>" for each batch once
 // write() resolved. The parent SIGKILLs it at a random moment. Small memtables and tables make
 // flushes and compactions happen all the time, so kills land inside them too.
-// argv: dir firstBatchId writers
+// argv: dir firstBatchId writers [crashAt]
+// crashAt = "<engine event type>:<n>": the child SIGKILLs itself at the n-th such event, i.e.
+// exactly inside a flush or compaction (e.g. after its tables are synced, before the manifest).
 import { LsmEngine } from '../../src/lsm/index.js';
 
 export const batchSize = (id: number): number => (id % 5) + 1;
@@ -12,8 +14,15 @@ export const hotKey = (id: number): Buffer => Buffer.from(`hot${id % 37}`);
 export const CRASH_OPTIONS = { walSync: 'always', memtableBytes: 24 * 1024, targetFileBytes: 12 * 1024, l1MaxBytes: 48 * 1024, blockBytes: 1024, l0CompactionTrigger: 2 } as const;
 
 async function main(): Promise<void> {
-  const [dir, first, writers] = process.argv.slice(2);
-  const db = await LsmEngine.open(dir!, CRASH_OPTIONS);
+  const [dir, first, writers, crashAt] = process.argv.slice(2);
+  const [crashEvent, crashCount] = (crashAt ?? '').split(':');
+  let seen = 0;
+  const db = await LsmEngine.open(dir!, {
+    ...CRASH_OPTIONS,
+    onEvent: (e) => {
+      if (e.type === crashEvent && ++seen >= Number(crashCount)) process.kill(process.pid, 'SIGKILL');
+    },
+  });
   let next = Number(first);
   process.stdout.write('ready\n');
   const writer = async (): Promise<void> => {

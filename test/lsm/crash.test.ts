@@ -17,9 +17,11 @@ interface CycleResult {
   stderr: string;
 }
 
-function runAndKill(dir: string, firstId: number, killAfterMs: number): Promise<CycleResult> {
+/** Runs the child until it is SIGKILLed: by us after killAfterMs, or by itself at `crashAt`. */
+function runAndKill(dir: string, firstId: number, killAfterMs: number, crashAt?: string): Promise<CycleResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CHILD, dir, String(firstId), '4'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const args = [CHILD, dir, String(firstId), '4', ...(crashAt ? [crashAt] : [])];
+    const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
     const acked: number[] = [];
     let stderr = '';
     let buf = '';
@@ -44,6 +46,34 @@ function runAndKill(dir: string, firstId: number, killAfterMs: number): Promise<
   });
 }
 
+/** Reopens `dir` and checks every batch id up to maxIssued: acknowledged ones complete, others
+ *  complete or absent. Returns the engine stats seen. */
+async function verify(dir: string, ackedAll: Set<number>, maxIssued: number, ctx: string): Promise<void> {
+  const db = await LsmEngine.open(dir, CRASH_OPTIONS);
+  try {
+    for (let id = 0; id <= maxIssued; id++) {
+      let present = 0;
+      for (let j = 0; j < batchSize(id); j++) {
+        const v = db.getSync(batchKey(id, j));
+        if (v !== undefined) {
+          expect(v.equals(batchValue(id)), `${ctx}: batch ${id} value`).to.equal(true);
+          present++;
+        }
+      }
+      if (ackedAll.has(id)) expect(present, `${ctx}: acknowledged batch ${id} lost`).to.equal(batchSize(id));
+      else expect([0, batchSize(id)], `${ctx}: batch ${id} half applied (${present} keys)`).to.include(present);
+      if (ackedAll.has(id)) expect(db.getSync(hotKey(id)), `${ctx}: hot key of ${id}`).to.not.equal(undefined);
+    }
+    // Nothing is resurrected or invented: every stored batch key belongs to an issued batch.
+    for await (const [k] of db.scan({ gte: Buffer.from('b'), lt: Buffer.from('c') })) {
+      const id = Number(k.toString().slice(1, 9));
+      expect(id, `${ctx}: key ${k} from a batch never issued`).to.be.at.most(maxIssued);
+    }
+  } finally {
+    await db.close();
+  }
+}
+
 describe('lsm: crash safety with SIGKILL (real child processes)', function () {
   this.timeout(300_000);
   afterEach(cleanupTempDirs);
@@ -56,7 +86,6 @@ describe('lsm: crash safety with SIGKILL (real child processes)', function () {
     const ackedAll = new Set<number>();
     let nextId = 0;
     let maxIssued = 0;
-    let sawFlushOrCompaction = false;
     for (let cycle = 0; cycle < cycles; cycle++) {
       const killAfter = 50 + rng.int(400);
       const { acked } = await runAndKill(dir, nextId, killAfter);
@@ -65,29 +94,27 @@ describe('lsm: crash safety with SIGKILL (real child processes)', function () {
       maxIssued = Math.max(maxIssued, ...acked, nextId) + 8;
       nextId = maxIssued + 1;
 
-      const db = await LsmEngine.open(dir, CRASH_OPTIONS);
-      try {
-        const ctx = `seed ${seed}, cycle ${cycle}, killed after ${killAfter} ms`;
-        for (let id = 0; id <= maxIssued; id++) {
-          let present = 0;
-          for (let j = 0; j < batchSize(id); j++) {
-            const v = db.getSync(batchKey(id, j));
-            if (v !== undefined) {
-              expect(v.equals(batchValue(id)), `${ctx}: batch ${id} value`).to.equal(true);
-              present++;
-            }
-          }
-          if (ackedAll.has(id)) expect(present, `${ctx}: acknowledged batch ${id} lost`).to.equal(batchSize(id));
-          else expect([0, batchSize(id)], `${ctx}: batch ${id} half applied (${present} keys)`).to.include(present);
-          if (ackedAll.has(id)) expect(db.getSync(hotKey(id)), `${ctx}: hot key of ${id}`).to.not.equal(undefined);
-        }
-        const st = db.stats();
-        if (st.levels.some((l) => l.files > 0)) sawFlushOrCompaction = true;
-      } finally {
-        await db.close();
-      }
+      await verify(dir, ackedAll, maxIssued, `seed ${seed}, cycle ${cycle}, killed after ${killAfter} ms`);
     }
     expect(ackedAll.size, 'the child acknowledged writes').to.be.greaterThan(cycles);
-    expect(sawFlushOrCompaction, 'kills happened while tables were being written').to.equal(true);
+  });
+
+  // Kills at exact points inside background work: after a flush's or compaction's tables are
+  // synced but before the manifest names them, right after the edit, and as compaction starts.
+  const points = ['flush-tables-written:1', 'flush-end:2', 'compaction-begin:1', 'compaction-tables-written:1', 'compaction-tables-written:3', 'compaction-end:2'];
+  it(`recovers after kills inside flush and compaction (${points.join(', ')})`, async () => {
+    const dir = tempDir('distcache-crashpoint-');
+    const ackedAll = new Set<number>();
+    let nextId = 0;
+    let maxIssued = 0;
+    for (const point of points) {
+      const { acked, stderr } = await runAndKill(dir, nextId, 60_000, point);
+      expect(stderr).to.equal('');
+      for (const id of acked) ackedAll.add(id);
+      maxIssued = Math.max(maxIssued, ...acked, nextId) + 8;
+      nextId = maxIssued + 1;
+      await verify(dir, ackedAll, maxIssued, `killed at ${point}`);
+    }
+    expect(ackedAll.size).to.be.greaterThan(points.length);
   });
 });
