@@ -216,6 +216,9 @@ function handleAppendResponse(r: Raft, m: Message, pr: Progress): void {
 function handleHeartbeatResponse(r: Raft, m: Message, pr: Progress): void {
   pr.recentActive = true;
   pr.probeSent = false;
+  // Appends may have been lost with the window full: free one slot so a new append goes out;
+  // if it leaves a gap the follower rejects it and we fall back to probing from match.
+  if (pr.state === ProgressState.Replicate && pr.inflights.full()) pr.inflights.freeFirstOne();
   if (m.tick !== undefined && m.tick > pr.leaseAckTick) pr.leaseAckTick = m.tick;
   if (pr.state === ProgressState.Snapshot) {
     // Retry the snapshot transfer from what the follower last acknowledged.

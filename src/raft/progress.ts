@@ -48,6 +48,11 @@ export class Inflights {
     }
   }
 
+  freeFirstOne(): void {
+    if (this.count === 0) return;
+    this.freeLE(this.idx[this.head]!);
+  }
+
   full(): boolean {
     return this.count >= this.maxCount || (this.maxBytes > 0 && this.bytes >= this.maxBytes);
   }
