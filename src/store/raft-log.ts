@@ -1,0 +1,436 @@
+// The node-wide Raft log: the entries, hard states and snapshots of MANY Raft groups in ONE
+// write-ahead log (src/wal), so a ready cycle across all groups costs one append and one fsync.
+// Record format, recovery and GC: see ./RAFTLOG.md.
+//
+// Contracts:
+//  - write(batch) persists everything in the batch with one Wal.appendMany (one fsync when
+//    `sync`), and only then updates the in-memory per-group state that the Raft core reads
+//    through group(id) (a raft Storage). Call it with Ready contents BEFORE sending messages.
+//  - Appending entries at index i drops the group's entries >= i first (conflicting suffix).
+//  - createSnapshot() makes a snapshot durable and compacts the group's log behind it.
+//  - gc() deletes WAL segments that no group needs any more and names the groups holding it back.
+//  - Not safe for concurrent write() calls: the host loop awaits each write before the next.
+// Entries are kept in memory (with the segment that holds each one, for GC); a group's memory is
+// bounded by compacting behind snapshots. TODO(raft): read cold entries back from segments.
+import { BufReader, BufWriter, DecodeError } from '../util/bytes.js';
+import { CorruptionError, KvError } from '../util/errors.js';
+import { Wal, segmentFileName, type SyncPolicy } from '../wal/wal.js';
+import {
+  type ConfState,
+  type Entry,
+  type HardState,
+  type InitialState,
+  type Snapshot,
+  type Storage,
+  EntryType,
+  RaftError,
+  cloneConfState,
+  emptyConfState,
+  limitSize,
+} from '../raft/index.js';
+
+/** Format version of every record; readers refuse other versions. DO NOT CHANGE. */
+export const RAFTLOG_VERSION = 1;
+
+/** Record types — written to disk, never renumber or reuse. */
+export enum RecordType {
+  Entries = 1,
+  HardState = 2,
+  /** a snapshot received from a leader: replaces the whole group log */
+  InstallSnapshot = 3,
+  /** a snapshot the application took: entries <= index are compacted */
+  CreateSnapshot = 4,
+}
+
+export interface RaftLogOptions {
+  sync?: SyncPolicy;
+  segmentBytes?: number;
+  batchDelayMs?: number;
+}
+
+export interface GcResult {
+  /** segments numbered below this were deleted */
+  deletedBefore: number;
+  /** groups whose live entries sit in the oldest kept segment */
+  heldBy: number[];
+}
+
+/** One group's persisted state, readable by the Raft core as its Storage. */
+export class GroupLog implements Storage {
+  hard: HardState = { term: 0, vote: 0, commit: 0 };
+  snap: Snapshot = { metadata: { index: 0, term: 0, confState: emptyConfState() }, data: new Uint8Array(0) };
+  /** index/term of the entry before ents[0] */
+  private offset = 0;
+  private offsetTerm = 0;
+  private ents: Entry[] = [];
+  /** WAL segment holding each entry (parallel to ents) */
+  private segs: number[] = [];
+  hardSeg = 0;
+  snapSeg = 0;
+
+  constructor(readonly groupId: number) {}
+
+  initialState(): InitialState {
+    return { hardState: { ...this.hard }, confState: cloneConfState(this.snap.metadata.confState) };
+  }
+
+  entries(lo: number, hi: number, maxBytes: number): Entry[] {
+    if (lo <= this.offset) throw new RaftError('COMPACTED', `group ${this.groupId}: entries(${lo}) below first index ${this.offset + 1}`);
+    if (hi > this.lastIndex() + 1) throw new RaftError('UNAVAILABLE', `group ${this.groupId}: entries hi ${hi} beyond ${this.lastIndex()}`);
+    if (lo >= hi) return [];
+    return limitSize(this.ents.slice(lo - this.offset - 1, hi - this.offset - 1), maxBytes);
+  }
+
+  term(i: number): number {
+    if (i === this.offset) return this.offsetTerm;
+    if (i < this.offset) throw new RaftError('COMPACTED', `group ${this.groupId}: term(${i}) below ${this.offset}`);
+    const e = this.ents[i - this.offset - 1];
+    if (!e) throw new RaftError('UNAVAILABLE', `group ${this.groupId}: term(${i}) beyond ${this.lastIndex()}`);
+    return e.term;
+  }
+
+  firstIndex(): number {
+    return this.offset + 1;
+  }
+
+  lastIndex(): number {
+    return this.offset + this.ents.length;
+  }
+
+  snapshot(): Snapshot {
+    return this.snap;
+  }
+
+  /** Oldest segment this group still needs, or Infinity. */
+  minSegment(): number {
+    let m = Number.POSITIVE_INFINITY;
+    if (this.segs.length > 0) m = this.segs[0]!;
+    if (this.hardSeg > 0) m = Math.min(m, this.hardSeg);
+    if (this.snapSeg > 0) m = Math.min(m, this.snapSeg);
+    return m;
+  }
+
+  firstEntrySegment(): number {
+    return this.segs.length > 0 ? this.segs[0]! : Number.POSITIVE_INFINITY;
+  }
+
+  // ---- mutations (after the record is durable, or during replay) ---------------------------
+
+  applyEntries(ents: Entry[], seg: number): void {
+    if (ents.length === 0) return;
+    const first = ents[0]!.index;
+    if (first > this.lastIndex() + 1) {
+      // Earlier records were garbage-collected (replay after gc): restart the log here.
+      // A later snapshot record (re-written by gc) re-establishes the prefix.
+      this.offset = first - 1;
+      this.offsetTerm = 0;
+      this.ents = [];
+      this.segs = [];
+    }
+    if (first <= this.offset) {
+      const skip = this.offset + 1 - first;
+      if (skip >= ents.length) return;
+      ents = ents.slice(skip);
+    }
+    const keep = ents[0]!.index - this.offset - 1;
+    this.ents.length = keep;
+    this.segs.length = keep;
+    for (const e of ents) {
+      this.ents.push(e);
+      this.segs.push(seg);
+    }
+  }
+
+  applyHardState(h: HardState, seg: number): void {
+    this.hard = { ...h };
+    this.hardSeg = seg;
+  }
+
+  applyInstall(s: Snapshot, seg: number): void {
+    this.snap = s;
+    this.snapSeg = seg;
+    this.offset = s.metadata.index;
+    this.offsetTerm = s.metadata.term;
+    this.ents = [];
+    this.segs = [];
+  }
+
+  applyCreate(s: Snapshot, seg: number): void {
+    this.snap = s;
+    this.snapSeg = seg;
+    const idx = s.metadata.index;
+    if (idx === this.offset) this.offsetTerm = s.metadata.term; // replay after gc: term now known
+    if (idx <= this.offset) return;
+    if (idx >= this.lastIndex()) {
+      this.offset = idx;
+      this.offsetTerm = s.metadata.term;
+      this.ents = [];
+      this.segs = [];
+      return;
+    }
+    const drop = idx - this.offset;
+    this.ents = this.ents.slice(drop);
+    this.segs = this.segs.slice(drop);
+    this.offset = idx;
+    this.offsetTerm = s.metadata.term;
+  }
+}
+
+/** Per-group writes of one ready cycle. */
+export class RaftLogBatch {
+  readonly records: Uint8Array[] = [];
+  readonly ops: Array<(seg: number) => void> = [];
+  sync = false;
+
+  constructor(private readonly store: RaftLogStore) {}
+
+  append(groupId: number, entries: Entry[]): this {
+    if (entries.length === 0) return this;
+    this.records.push(encodeEntries(groupId, entries));
+    this.ops.push((seg) => this.store.group(groupId).applyEntries(entries, seg));
+    this.sync = true;
+    return this;
+  }
+
+  setHardState(groupId: number, h: HardState): this {
+    this.records.push(encodeHardState(groupId, h));
+    const copy = { ...h };
+    this.ops.push((seg) => this.store.group(groupId).applyHardState(copy, seg));
+    return this;
+  }
+
+  applySnapshot(groupId: number, s: Snapshot): this {
+    this.records.push(encodeSnapshot(RecordType.InstallSnapshot, groupId, s));
+    this.ops.push((seg) => this.store.group(groupId).applyInstall(s, seg));
+    this.sync = true;
+    return this;
+  }
+
+  get empty(): boolean {
+    return this.records.length === 0;
+  }
+}
+
+export class RaftLogStore {
+  private readonly groups = new Map<number, GroupLog>();
+  readonly stats = { writes: 0, records: 0, bytes: 0 };
+
+  private constructor(
+    readonly dir: string,
+    private wal: Wal,
+  ) {}
+
+  /** Opens (or creates) the log in `dir`, replaying every record into per-group state. */
+  static async open(dir: string, options: RaftLogOptions = {}): Promise<RaftLogStore> {
+    const groups = new Map<number, GroupLog>();
+    const get = (id: number): GroupLog => {
+      let g = groups.get(id);
+      if (!g) groups.set(id, (g = new GroupLog(id)));
+      return g;
+    };
+    const walOpts: Parameters<typeof Wal.open>[1] = {
+      sync: options.sync ?? 'always',
+      onRecord: (rec, seg, off) => replayRecord(rec, seg, off, get),
+    };
+    if (options.segmentBytes !== undefined) walOpts.segmentBytes = options.segmentBytes;
+    if (options.batchDelayMs !== undefined) walOpts.batchDelayMs = options.batchDelayMs;
+    const wal = await Wal.open(dir, walOpts);
+    const store = new RaftLogStore(dir, wal);
+    for (const [id, g] of groups) {
+      if (g.lastIndex() > g.snapshot().metadata.index && g.firstIndex() > g.snapshot().metadata.index + 1) {
+        throw new CorruptionError(dir, 0, `group ${id}: entries start at ${g.firstIndex()} but snapshot ends at ${g.snapshot().metadata.index}`);
+      }
+      store.groups.set(id, g);
+    }
+    return store;
+  }
+
+  /** The Storage of a group (created empty if unknown). */
+  group(groupId: number): GroupLog {
+    checkGroupId(groupId);
+    let g = this.groups.get(groupId);
+    if (!g) this.groups.set(groupId, (g = new GroupLog(groupId)));
+    return g;
+  }
+
+  groupIds(): number[] {
+    return [...this.groups.keys()].sort((a, b) => a - b);
+  }
+
+  batch(): RaftLogBatch {
+    return new RaftLogBatch(this);
+  }
+
+  /** Persists a batch: one WAL append (one write, one fsync if batch.sync), then updates memory. */
+  async write(batch: RaftLogBatch): Promise<void> {
+    if (batch.empty) return;
+    const p = this.wal.appendMany(batch.records, { sync: batch.sync, owned: true });
+    const seg = this.wal.currentSegment; // appendMany framed the records synchronously
+    this.stats.writes++;
+    this.stats.records += batch.records.length;
+    for (const r of batch.records) this.stats.bytes += r.length;
+    await p;
+    for (const op of batch.ops) op(seg);
+  }
+
+  /** Durably records an application snapshot of a group at `index` and compacts behind it. */
+  async createSnapshot(groupId: number, index: number, confState: ConfState, data: Uint8Array): Promise<Snapshot> {
+    const g = this.group(groupId);
+    if (index <= g.snapshot().metadata.index) throw new RaftError('SNAPSHOT_OUT_OF_DATE', `group ${groupId}: snapshot ${index} not newer than ${g.snapshot().metadata.index}`);
+    const s: Snapshot = { metadata: { index, term: g.term(index), confState: cloneConfState(confState) }, data };
+    const p = this.wal.append(encodeSnapshot(RecordType.CreateSnapshot, groupId, s), { sync: true, owned: true });
+    const seg = this.wal.currentSegment;
+    await p;
+    g.applyCreate(s, seg);
+    return s;
+  }
+
+  /**
+   * Deletes the segments no group needs. Live entries are not moved, so the cutoff is the oldest
+   * segment holding a live entry; hard states and snapshots in older segments are re-written
+   * to the current segment first (they are small, or already the price of compaction).
+   */
+  async gc(): Promise<GcResult> {
+    this.wal.rotate();
+    const current = this.wal.currentSegment;
+    let cutoff = current;
+    for (const g of this.groups.values()) cutoff = Math.min(cutoff, g.firstEntrySegment());
+    const b = this.batch();
+    for (const g of this.groups.values()) {
+      if (g.snapSeg > 0 && g.snapSeg < cutoff) {
+        b.records.push(encodeSnapshot(RecordType.CreateSnapshot, g.groupId, g.snap));
+        const s = g.snap;
+        b.ops.push((seg) => g.applyCreate(s, seg));
+      }
+      if (g.hardSeg > 0 && g.hardSeg < cutoff) b.setHardState(g.groupId, g.hard);
+    }
+    b.sync = true;
+    await this.write(b);
+    await this.wal.sync();
+    await this.wal.deleteSegmentsBefore(cutoff);
+    const heldBy = cutoff < current ? [...this.groups.values()].filter((g) => g.firstEntrySegment() === cutoff).map((g) => g.groupId) : [];
+    return { deletedBefore: cutoff, heldBy };
+  }
+
+  currentSegment(): number {
+    return this.wal.currentSegment;
+  }
+
+  segmentFile(n: number): string {
+    return segmentFileName(n);
+  }
+
+  async close(): Promise<void> {
+    await this.wal.close();
+  }
+}
+
+// ---- encoding (see RAFTLOG.md) ------------------------------------------------------------------
+
+function checkGroupId(id: number): void {
+  if (!Number.isSafeInteger(id) || id <= 0) throw new KvError('INVALID_ARGUMENT', `group id must be a positive safe integer, got ${id}`);
+}
+
+function header(w: BufWriter, type: RecordType, groupId: number): void {
+  checkGroupId(groupId);
+  w.u8(RAFTLOG_VERSION).u8(type).varint(groupId);
+}
+
+// Format: version u8 | type=1 u8 | group varint | first_index varint | count varint |
+//         count * { term varint | entry_type u8 | data_len varint | data }
+export function encodeEntries(groupId: number, ents: Entry[]): Uint8Array {
+  let size = 32;
+  for (const e of ents) size += e.data.length + 12;
+  const w = new BufWriter(size);
+  header(w, RecordType.Entries, groupId);
+  w.varint(ents[0]!.index).varint(ents.length);
+  let expect = ents[0]!.index;
+  for (const e of ents) {
+    if (e.index !== expect++) throw new KvError('INVALID_ARGUMENT', `group ${groupId}: entries not contiguous at ${e.index}`);
+    w.varint(e.term).u8(e.type).lenBytes(e.data);
+  }
+  return w.finish();
+}
+
+// Format: version u8 | type=2 u8 | group varint | term varint | vote varint | commit varint
+export function encodeHardState(groupId: number, h: HardState): Uint8Array {
+  const w = new BufWriter(32);
+  header(w, RecordType.HardState, groupId);
+  w.varint(h.term).varint(h.vote).varint(h.commit);
+  return w.finish();
+}
+
+function writeIds(w: BufWriter, ids: number[]): void {
+  w.varint(ids.length);
+  for (const id of ids) w.varint(id);
+}
+
+// Format: version u8 | type=3|4 u8 | group varint | index varint | term varint |
+//         voters ids | learners ids | voters_outgoing ids | learners_next ids | auto_leave u8 |
+//         data_len varint | data        (ids := count varint | count * id varint)
+export function encodeSnapshot(type: RecordType, groupId: number, s: Snapshot): Uint8Array {
+  const w = new BufWriter(64 + s.data.length);
+  header(w, type, groupId);
+  const md = s.metadata;
+  w.varint(md.index).varint(md.term);
+  writeIds(w, md.confState.voters);
+  writeIds(w, md.confState.learners);
+  writeIds(w, md.confState.votersOutgoing);
+  writeIds(w, md.confState.learnersNext);
+  w.u8(md.confState.autoLeave ? 1 : 0);
+  w.lenBytes(s.data);
+  return w.finish();
+}
+
+function readIds(r: BufReader): number[] {
+  const n = r.varint();
+  const out: number[] = [];
+  for (let i = 0; i < n; i++) out.push(r.varint());
+  return out;
+}
+
+function replayRecord(rec: Buffer, seg: number, off: number, get: (id: number) => GroupLog): void {
+  const file = segmentFileName(seg);
+  try {
+    const r = new BufReader(rec);
+    const version = r.u8();
+    if (version !== RAFTLOG_VERSION) throw new DecodeError(`unknown raft log record version ${version}`);
+    const type = r.u8();
+    const groupId = r.varint();
+    switch (type) {
+      case RecordType.Entries: {
+        const first = r.varint();
+        const n = r.varint();
+        const ents: Entry[] = [];
+        for (let i = 0; i < n; i++) {
+          const term = r.varint();
+          const et = r.u8();
+          if (et !== EntryType.Normal && et !== EntryType.ConfChange) throw new DecodeError(`unknown entry type ${et}`);
+          // copy: the record buffer may be reused by the reader
+          ents.push({ term, index: first + i, type: et, data: Uint8Array.from(r.lenBytes()) });
+        }
+        get(groupId).applyEntries(ents, seg);
+        return;
+      }
+      case RecordType.HardState:
+        get(groupId).applyHardState({ term: r.varint(), vote: r.varint(), commit: r.varint() }, seg);
+        return;
+      case RecordType.InstallSnapshot:
+      case RecordType.CreateSnapshot: {
+        const index = r.varint();
+        const term = r.varint();
+        const confState: ConfState = { voters: readIds(r), learners: readIds(r), votersOutgoing: readIds(r), learnersNext: readIds(r), autoLeave: r.u8() === 1 };
+        const data = Uint8Array.from(r.lenBytes());
+        const s: Snapshot = { metadata: { index, term, confState }, data };
+        if (type === RecordType.InstallSnapshot) get(groupId).applyInstall(s, seg);
+        else get(groupId).applyCreate(s, seg);
+        return;
+      }
+      default:
+        return; // readers skip unknown types
+    }
+  } catch (err) {
+    if (err instanceof DecodeError) throw new CorruptionError(file, off, `raft log record: ${err.message}`);
+    throw err;
+  }
+}
