@@ -73,14 +73,17 @@ function handleProposal(r: Raft, m: Message): void {
   // Copy entries: the caller's objects get term/index assigned.
   const ents: Entry[] = m.entries.map((e) => ({ term: 0, index: 0, type: e.type, data: e.data }));
   r.appendEntries(ents);
-  bcastAppend(r);
+  // Batching: proposals arriving before the next ready() share one append per follower.
+  r.pendingBroadcast = true;
 }
 
 // ---- replication -----------------------------------------------------------------------------
 
 export function bcastAppend(r: Raft): void {
   for (const id of r.tracker.progress.keys()) {
-    if (id !== r.id) maybeSendAppend(r, id, true);
+    if (id === r.id) continue;
+    // Fill the pipeline: with small maxSizePerMsg one broadcast may take several messages.
+    if (maybeSendAppend(r, id, true)) while (maybeSendAppend(r, id, false));
   }
 }
 

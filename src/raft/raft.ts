@@ -75,6 +75,8 @@ export class Raft {
   readOnly = new ReadOnly();
   /** Leader: ReadIndex requests waiting for the first commit of this term. */
   pendingReadIndexMessages: Message[] = [];
+  /** Leader: new proposals not yet sent; flushed by flushBroadcast() (RawNode.ready). */
+  pendingBroadcast = false;
   /** Follower: a chunked snapshot being received. */
   incomingSnapshot: IncomingSnapshot | undefined;
 
@@ -156,6 +158,7 @@ export class Raft {
     this.pendingReadIndexMessages = [];
     this.leaderTicks = 0;
     this.leaseRevoked = false;
+    this.pendingBroadcast = false;
   }
 
   resetRandomizedElectionTimeout(): void {
@@ -493,8 +496,16 @@ export class Raft {
     return decodeConfChange(e.data);
   }
 
+  /** Sends the appends for proposals batched since the last flush. */
+  flushBroadcast(): void {
+    if (!this.pendingBroadcast) return;
+    this.pendingBroadcast = false;
+    if (this.role === StateRole.Leader) bcastAppend(this);
+  }
+
   /** Used by tests: drains and returns the outgoing messages. */
   readMessages(): Message[] {
+    this.flushBroadcast();
     const m = this.msgs;
     this.msgs = [];
     return m;

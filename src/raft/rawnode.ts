@@ -121,6 +121,7 @@ export class RawNode {
 
   hasReady(): boolean {
     const r = this.raft;
+    r.flushBroadcast();
     const soft = r.softState();
     if (soft.lead !== this.prevSoft.lead || soft.role !== this.prevSoft.role) return true;
     if (!hardStateEqual(r.hardState(), this.prevHard)) return true;
@@ -133,6 +134,7 @@ export class RawNode {
   ready(): Ready {
     if (this.pending) throw new RaftError('INVALID_ARGUMENT', 'ready() called twice without advance()');
     const r = this.raft;
+    r.flushBroadcast();
     const entries = r.log.unstableEntries();
     const hard = r.hardState();
     const rd: Ready = {
