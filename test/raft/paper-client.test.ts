@@ -3,6 +3,7 @@
 import { expect } from 'chai';
 import { MessageType, RaftError, StateRole } from '../../src/raft/index.js';
 import { Network, bytes, text } from './harness/network.js';
+import { msg, newRaft, ofType, storageWith } from './harness/helpers.js';
 
 describe('Raft §8 client interaction', () => {
   it('a follower forwards client proposals to the leader', () => {
@@ -93,6 +94,31 @@ describe('Raft §8 client interaction', () => {
     net.get(1).node.readIndex(bytes('x'));
     net.stabilize();
     expect(net.get(1).readStates).to.have.length(0);
+  });
+
+  it('lease reads: a restarted follower grants no vote for an election timeout (it may have acked a lease)', () => {
+    const r = newRaft(2, [1, 2, 3], storageWith([1, 2, 3], [1, 2], 3, 2));
+    r.step(msg({ type: MessageType.Vote, from: 3, to: 2, term: 4, index: 2, logTerm: 2 }));
+    expect(r.term).to.equal(3);
+    expect(ofType(r.readMessages(), MessageType.VoteResp)).to.have.length(0);
+    for (let i = 0; i < 10; i++) r.tick();
+    r.readMessages();
+    r.step(msg({ type: MessageType.Vote, from: 3, to: 2, term: 4, index: 2, logTerm: 2 }));
+    expect(ofType(r.readMessages(), MessageType.VoteResp).map((m) => m.reject)).to.deep.equal([false]);
+  });
+
+  it('lease reads: once the leader sent TimeoutNow it serves no lease read for the rest of its term', () => {
+    const net = new Network([1, 2, 3], { readOnlyOption: 'lease' });
+    net.campaign(1);
+    net.tickAll(2);
+    expect(net.get(1).node.hasValidLease()).to.equal(true);
+    net.ignore(MessageType.TimeoutNow);
+    net.get(1).node.transferLeader(2);
+    net.stabilize();
+    net.tickAll(12); // transfer aborted, heartbeats keep flowing
+    expect(net.raft(1).role).to.equal(StateRole.Leader);
+    expect(net.raft(1).leadTransferee).to.equal(0);
+    expect(net.get(1).node.hasValidLease()).to.equal(false);
   });
 
   it('lease reads are disabled automatically when CheckQuorum is off', () => {
