@@ -8,6 +8,8 @@
 // (key, snapshotSeq, KIND_SEEK) lands on the newest version visible at that snapshot.
 // Sequence numbers stay below 2^53 (Number.isSafeInteger).
 
+import { compareRange } from '../util/byte-range.js';
+
 export const enum Kind {
   Delete = 0,
   Value = 1,
@@ -47,7 +49,7 @@ export function kindOf(ikey: Buffer): Kind {
 export function compareInternalKeys(a: Buffer, b: Buffer): number {
   const al = a.length - TRAILER_SIZE;
   const bl = b.length - TRAILER_SIZE;
-  const c = a.compare(b, 0, bl, 0, al);
+  const c = compareRange(a, 0, al, b, 0, bl);
   if (c !== 0) return c;
   // Same user key: larger trailer (newer) first.
   const ah = a.readUInt32LE(al + 4);
@@ -60,7 +62,7 @@ export function compareInternalKeys(a: Buffer, b: Buffer): number {
 
 /** Orders (userKey, seq) pairs the way internal keys are ordered. */
 export function compareKeySeq(ak: Uint8Array, aseq: number, bk: Uint8Array, bseq: number): number {
-  const c = Buffer.compare(ak, bk);
+  const c = compareRange(ak, 0, ak.length, bk, 0, bk.length);
   if (c !== 0) return c;
   return aseq === bseq ? 0 : aseq > bseq ? -1 : 1;
 }

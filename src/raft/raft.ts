@@ -28,7 +28,6 @@ import {
   MessageType,
   NONE,
   StateRole,
-  isLocalMessage,
   makeMessage,
 } from './types.js';
 import { VoteResult } from './quorum.js';
