@@ -65,14 +65,14 @@ class MemtableIterator implements InternalIterator {
     // Last entry <= (key, seq) is the entry before the first entry > (key, seq); entries are
     // unique, so the first > (key, seq) is the first >= (key, seq - 1) in internal order.
     const n = seq > 0 ? this.list.seek(key, seq - 1) : nextUserKey(this.list, key);
-    this.node = n === null ? this.list.last() : this.list.seekBefore(n.key, n.seq);
+    this.node = n === null ? this.list.last() : this.list.seekBefore(n.skey, n.seq);
   }
   next(): void {
     this.node = this.node!.next[0]!;
   }
   prev(): void {
     const n = this.node!;
-    this.node = this.list.seekBefore(n.key, n.seq);
+    this.node = this.list.seekBefore(n.skey, n.seq);
   }
   userKey(): Buffer {
     return this.node!.key;
