@@ -179,4 +179,66 @@ describe('lsm: engine', () => {
     await db.close();
     await fsp.rm(dir, { recursive: true });
   });
+
+  it('slows down, then stalls writes when L0 fills, and never lets L0 grow past the stop trigger', async () => {
+    const stopTrigger = 6;
+    const events: string[] = [];
+    const db = await LsmEngine.open(tempDir(), {
+      ...SMALL,
+      memtableBytes: 4 * 1024,
+      maxImmutableMemtables: 1,
+      l0CompactionTrigger: 2,
+      l0SlowdownTrigger: 4,
+      l0StopTrigger: stopTrigger,
+      onEvent: (e) => events.push(e.type),
+    });
+    let maxL0 = 0;
+    const value = Buffer.alloc(300, 1);
+    await Promise.all(
+      Array.from({ length: 8 }, async (_, w) => {
+        for (let i = 0; i < 300; i++) {
+          await db.put(b(`w${w}-${i}`), value);
+          maxL0 = Math.max(maxL0, db.stats().levels[0]!.files);
+        }
+      }),
+    );
+    const st = db.stats();
+    expect(st.writeStalls + st.writeSlowdowns, 'back-pressure was applied').to.be.greaterThan(0);
+    expect(maxL0).to.be.at.most(stopTrigger);
+    expect(events).to.include('flush-end');
+    expect(events).to.include('compaction-end');
+    for (let w = 0; w < 8; w++) expect(await db.get(b(`w${w}-299`))).to.not.equal(undefined);
+    await db.close();
+  });
+
+  it('deletes compacted-away tables only after the last iterator reading them closes', async () => {
+    const dir = tempDir();
+    const db = await LsmEngine.open(dir, SMALL);
+    for (let i = 0; i < 300; i++) await db.put(b(`k${String(i).padStart(4, '0')}`), Buffer.alloc(100, 2));
+    await db.flush();
+    const before = readdirSync(dir).filter((n) => n.endsWith('.sst'));
+    expect(before.length).to.be.greaterThan(0);
+    const it = db.iterator({});
+    expect(it.next()?.[0].toString()).to.equal('k0000');
+    for (let i = 0; i < 300; i++) await db.put(b(`k${String(i).padStart(4, '0')}`), Buffer.alloc(100, 3));
+    await db.compact();
+    const during = readdirSync(dir).filter((n) => n.endsWith('.sst'));
+    for (const f of before) expect(during, `${f} still pinned by the open iterator`).to.include(f);
+    let n = 1;
+    for (let e = it.next(); e; e = it.next()) {
+      expect(e[1][0], 'iterator reads its snapshot').to.equal(2);
+      n++;
+    }
+    expect(n).to.equal(300);
+    it.close();
+    await new Promise((r) => setTimeout(r, 20));
+    const after = readdirSync(dir).filter((n) => n.endsWith('.sst'));
+    for (const f of before) expect(after, `${f} deleted once unpinned`).to.not.include(f);
+    await db.close();
+  });
+
+  it('is importable as distcache/lsm from the package exports', async () => {
+    const mod = (await import('distcache/lsm')) as { LsmEngine: unknown };
+    expect(mod.LsmEngine).to.equal(LsmEngine);
+  });
 });
