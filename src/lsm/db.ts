@@ -45,11 +45,13 @@ export class LsmEngine {
   private visibleSeq: number;
   /** Live snapshot sequences (snapshots and open iterators) → count. */
   private readonly snapshots = new Map<number, number>();
-  private bgRunning = false;
+  private flushRunning = false;
+  private compactionRunning = false;
   private bgError: unknown = null;
   private readonly bgDone = new Signal();
-  /** Serializes every change of the file set (flush, compaction, checkpoint). */
-  private readonly fileSetLock = new AsyncMutex();
+  /** Serializes compactions (background and manual) and checkpoints: whoever holds it may
+   *  rely on no table being deleted. Flushes do not take it; they only add L0 files. */
+  private readonly compactionLock = new AsyncMutex();
   private readonly obsoleteCandidates = new Set<number>();
   private readonly counters = {
     userBytesWritten: 0,
@@ -348,20 +350,34 @@ export class LsmEngine {
 
   // ---------------------------------------------------------------- background work
 
+  /** Starts the flush loop and/or the compaction loop if there is work for them. They run
+   *  concurrently (interleaved on the event loop): a long compaction must not hold up memtable
+   *  flushes, or writes would stall behind it while L0 piles up. Their manifest edits commute
+   *  (a flush only adds an L0 file; a compaction only replaces its own inputs). */
   private maybeScheduleWork(): void {
-    if (this.bgRunning || this.state !== 'open' || this.bgError) return;
-    if (this.imms.length === 0 && !pickCompaction(this.versions.current, this.o, this.versions.compactPointers)) return;
-    this.bgRunning = true;
-    void this.backgroundLoop();
+    if (this.state !== 'open' || this.bgError) return;
+    if (!this.flushRunning && this.imms.length > 0) {
+      this.flushRunning = true;
+      void this.backgroundLoop('flush');
+    }
+    if (!this.compactionRunning && pickCompaction(this.versions.current, this.o, this.versions.compactPointers)) {
+      this.compactionRunning = true;
+      void this.backgroundLoop('compaction');
+    }
   }
 
-  private async backgroundLoop(): Promise<void> {
+  private get bgRunning(): boolean {
+    return this.flushRunning || this.compactionRunning;
+  }
+
+  private async backgroundLoop(kind: 'flush' | 'compaction'): Promise<void> {
     try {
-      while (this.state === 'open') {
-        if (this.imms.length > 0) {
-          await this.fileSetLock.run(() => this.flushOldest());
+      while (this.state === 'open' && !this.bgError) {
+        if (kind === 'flush') {
+          if (this.imms.length === 0) break;
+          await this.flushOldest();
         } else {
-          const ran = await this.fileSetLock.run(async () => {
+          const ran = await this.compactionLock.run(async () => {
             const c = pickCompaction(this.versions.current, this.o, this.versions.compactPointers);
             if (!c) return false;
             await this.runCompaction(c);
@@ -370,13 +386,17 @@ export class LsmEngine {
           if (!ran) break;
         }
         this.bgDone.notify();
+        // A flush adds an L0 file, which may call for a compaction, and vice versa.
+        this.maybeScheduleWork();
       }
     } catch (err) {
-      this.bgError = err;
+      this.bgError ??= err;
       this.emit({ type: 'background-error', error: err });
     } finally {
-      this.bgRunning = false;
+      if (kind === 'flush') this.flushRunning = false;
+      else this.compactionRunning = false;
       this.bgDone.notify();
+      this.maybeScheduleWork();
     }
   }
 
@@ -491,7 +511,7 @@ export class LsmEngine {
     for (let l = 0; l < NUM_LEVELS; l++) if (this.versions.current.overlapping(l, lo, hi).length > 0) deepest = l;
     for (let level = 0; level < Math.max(deepest, 1); level++) {
       this.checkOpen();
-      await this.fileSetLock.run(async () => {
+      await this.compactionLock.run(async () => {
         const files = this.versions.current.overlapping(level, lo, hi);
         if (files.length === 0) return;
         const c = compactionFor(this.versions.current, level, files);
@@ -509,7 +529,7 @@ export class LsmEngine {
     await this.flush();
     await fsp.mkdir(target, { recursive: true });
     if ((await fsp.readdir(target)).length > 0) throw invalidArgument(`checkpoint target ${target} is not empty`);
-    return this.fileSetLock.run(async () => {
+    return this.compactionLock.run(async () => {
       const v = this.versions.current;
       const edit = this.versions.snapshotEdit(v);
       edit.logNumber = 0;
@@ -572,7 +592,7 @@ export class LsmEngine {
   async close(): Promise<void> {
     if (this.state !== 'open') return;
     this.state = 'closing';
-    await this.fileSetLock.run(async () => undefined);
+    await this.compactionLock.run(async () => undefined);
     while (this.bgRunning) await this.bgDone.wait();
     await this.wal.close();
     await this.versions.close();
