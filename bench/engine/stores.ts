@@ -12,7 +12,24 @@
 // so the put promise resolves only after its transaction is flushed (lmdb's default
 // overlappingSync resolves at commit and flushes afterwards).
 import { ClassicLevel } from 'classic-level';
-import { open as openLmdb, type RootDatabase } from 'lmdb';
+
+/** The part of lmdb-js's RootDatabase the bench uses. lmdb is not a dependency of the project
+ *  (its optional native sub-packages break `npm ci` lockfile checks): `npm run bench:engine`
+ *  installs it without saving, and it is loaded dynamically here. */
+interface LmdbDb {
+  put(key: Buffer, value: Buffer): Promise<boolean>;
+  remove(key: Buffer): Promise<boolean>;
+  batch(fn: () => void): Promise<unknown>;
+  get(key: Buffer): Buffer | undefined;
+  getRange(o: { start: Buffer; limit: number }): Iterable<unknown>;
+  close(): Promise<void>;
+}
+
+async function openLmdb(options: Record<string, unknown>): Promise<LmdbDb> {
+  const moduleName = 'lmdb';
+  const mod = (await import(moduleName)) as { open: (o: Record<string, unknown>) => LmdbDb };
+  return mod.open(options);
+}
 import { LsmEngine } from '../../src/lsm/index.js';
 import type { EngineStats, LsmOptions, WriteOp } from '../../src/lsm/types.js';
 
@@ -155,10 +172,10 @@ class ClassicStore implements BenchStore {
 
 class LmdbStore implements BenchStore {
   readonly name = 'lmdb';
-  private constructor(private readonly db: RootDatabase<Buffer, Buffer>) {}
+  private constructor(private readonly db: LmdbDb) {}
 
   static async open(dir: string, o: OpenOptions): Promise<LmdbStore> {
-    const db = openLmdb<Buffer, Buffer>({
+    const db = await openLmdb({
       path: dir,
       keyEncoding: 'binary',
       encoding: 'binary',

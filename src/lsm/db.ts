@@ -84,7 +84,7 @@ export class LsmEngine {
     const o = resolveOptions(options);
     if (o.createIfMissing) mkdirSync(dir, { recursive: true });
     else await fsp.access(dir).catch(() => {
-      throw new KvError('NOT_FOUND', `no store in ${dir} (createIfMissing is false)`);
+      throw new KvError('NOT_FOUND', `store does not exist in ${dir} (createIfMissing is false)`);
     });
     const lock = await DirLock.acquire(dir);
     let versions: VersionSet | undefined;

@@ -2,3 +2,4 @@
 export { LsmEngine, EngineIterator } from './db.js';
 export type * from './types.js';
 export { KvError, CorruptionError } from '../util/errors.js';
+export { DistcacheLevel, DistcacheSnapshot, type DistcacheLevelOptions } from './abstract-level.js';

@@ -47,7 +47,7 @@ export class VersionSet {
       if (!isErrno(err, 'ENOENT')) throw err;
     }
     if (current === undefined) {
-      if (!opts.createIfMissing) throw new KvError('NOT_FOUND', `no store in ${dir} (createIfMissing is false)`);
+      if (!opts.createIfMissing) throw new KvError('NOT_FOUND', `store does not exist in ${dir} (createIfMissing is false)`);
     } else {
       if (opts.errorIfExists) throw new KvError('INVALID_ARGUMENT', `a store already exists in ${dir}`);
       await vs.replay(current);
