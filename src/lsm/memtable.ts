@@ -1,17 +1,24 @@
-// The in-memory write buffer: a skiplist plus byte accounting. A memtable is mutable until the
+// The in-memory write buffer: a skiplist plus byte accounting, and a hash index from each user
+// key to its newest node so point reads skip the skiplist search (a seek over a large skiplist
+// is a chain of cache misses; a Map lookup is one). Versions of a key are adjacent in the list,
+// newest first, so an older snapshot walks forward from the newest node. A memtable is mutable until the
 // engine freezes it (switch to a new one), then read-only until its flush to an SSTable is
 // recorded in the manifest. It also remembers which WAL segments hold its writes.
 import { Kind } from './keys.js';
-import { SkipList, type SkipNode } from './skiplist.js';
+import { SkipList, sortKey, type SkipNode } from './skiplist.js';
 import type { InternalIterator } from './internal-iterator.js';
 
-/** Per-entry overhead estimate: node object, next array, Buffers' headers. */
+/** Per-entry overhead estimate: node object, next array, Buffers' headers, sort-key string. */
 const NODE_OVERHEAD = 96;
+/** Per distinct key: the hash index entry. */
+const INDEX_OVERHEAD = 48;
 
 export type LookupResult = { kind: Kind.Value; value: Buffer } | { kind: Kind.Delete } | undefined;
 
 export class Memtable {
   private readonly list = new SkipList();
+  /** sort key → newest node of that user key. */
+  private readonly newest = new Map<string, SkipNode>();
   private bytes = 0;
   /** Highest sequence inserted (0 when empty). */
   maxSeq = 0;
@@ -28,15 +35,27 @@ export class Memtable {
 
   /** Takes ownership of key and value (pass copies). */
   add(seq: number, kind: Kind, key: Buffer, value: Buffer): void {
-    this.list.insert(key, seq, kind, value);
-    this.bytes += key.length + value.length + NODE_OVERHEAD;
+    const node = this.list.insert(key, seq, kind, value);
+    this.bytes += 2 * key.length + value.length + NODE_OVERHEAD;
+    const prev = this.newest.get(node.skey);
+    if (prev === undefined) {
+      this.newest.set(node.skey, node);
+      this.bytes += INDEX_OVERHEAD;
+    } else if (prev.seq < seq) {
+      this.newest.set(node.skey, node);
+    }
     if (seq > this.maxSeq) this.maxSeq = seq;
   }
 
   /** The newest entry for `key` with sequence <= seq. */
   get(key: Uint8Array, seq: number): LookupResult {
-    const n = this.list.seek(key, seq);
-    if (n === null || !n.key.equals(key)) return undefined;
+    const skey = sortKey(key);
+    let n = this.newest.get(skey) ?? null;
+    while (n !== null && n.seq > seq) {
+      n = n.next[0]!;
+      if (n !== null && n.skey !== skey) return undefined;
+    }
+    if (n === null) return undefined;
     return n.kind === Kind.Value ? { kind: Kind.Value, value: n.value } : { kind: Kind.Delete };
   }
 

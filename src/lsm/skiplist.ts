@@ -70,7 +70,8 @@ export class SkipList {
     return h;
   }
 
-  insert(key: Buffer, seq: number, kind: Kind, value: Buffer): void {
+  /** Links a new node and returns it. */
+  insert(key: Buffer, seq: number, kind: Kind, value: Buffer): SkipNode {
     const prev = this.prevScratch;
     const skey = sortKey(key);
     let x = this.head;
@@ -93,6 +94,7 @@ export class SkipList {
       prev[level]!.next[level] = node;
     }
     this.count++;
+    return node;
   }
 
   /** First node >= (key, seq), or null. */
