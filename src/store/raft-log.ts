@@ -273,7 +273,11 @@ export class RaftLogStore {
     for (const op of batch.ops) op(seg);
   }
 
-  /** Durably records an application snapshot of a group at `index` and compacts behind it. */
+  /**
+   * Durably records an application snapshot of a group at `index` and compacts behind it.
+   * `confState` must be the group's configuration as of `index` (what the last applied ConfChange
+   * returned): a member restarting from this snapshot takes its membership from it.
+   */
   async createSnapshot(groupId: number, index: number, confState: ConfState, data: Uint8Array): Promise<Snapshot> {
     const g = this.group(groupId);
     if (index <= g.snapshot().metadata.index) throw new RaftError('SNAPSHOT_OUT_OF_DATE', `group ${groupId}: snapshot ${index} not newer than ${g.snapshot().metadata.index}`);

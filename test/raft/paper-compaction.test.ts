@@ -1,7 +1,7 @@
 // Raft paper §7 (log compaction): application snapshots, discarding the log behind them, and
 // InstallSnapshot to lagging followers — chunked in our implementation.
 import { expect } from 'chai';
-import { MessageType, StateRole } from '../../src/raft/index.js';
+import { type ConfState, ConfChangeType, MemoryStorage, MessageType, StateRole } from '../../src/raft/index.js';
 import { Network, text } from './harness/network.js';
 import { entriesWithTerms, msg, newRaft, ofType, storageWith } from './harness/helpers.js';
 
@@ -94,5 +94,115 @@ describe('Raft §7 log compaction', () => {
     r.step(msg({ type: MessageType.Snap, from: 1, to: 2, term: 1, snapshot: snap }));
     r.step(msg({ type: MessageType.TimeoutNow, from: 1, to: 2, term: 1 }));
     expect(r.role).to.equal(StateRole.Follower);
+  });
+});
+
+const add = (nodeId: number) => ({ type: ConfChangeType.AddVoter, nodeId });
+const learner = (nodeId: number) => ({ type: ConfChangeType.AddLearner, nodeId });
+const remove = (nodeId: number) => ({ type: ConfChangeType.RemoveNode, nodeId });
+
+function conf(voters: number[], learners: number[] = [], votersOutgoing: number[] = [], autoLeave = false): ConfState {
+  return { voters, learners, votersOutgoing, learnersNext: [], autoLeave };
+}
+
+/** Takes a snapshot of node `id` at its applied index with its current configuration, and
+ *  discards the whole log up to there. */
+function snapshotNow(net: Network, id: number): number {
+  const tn = net.get(id);
+  const applied = tn.node.raft.log.applied;
+  tn.storage.createSnapshot(applied, tn.confState, new TextEncoder().encode(`state of ${id}@${applied}`));
+  tn.storage.compact(applied);
+  return applied;
+}
+
+/** {1,2,3} with leader 1 → learner 4 added, promoted, then 3 removed: {1,2,4}. */
+function changeMembership(net: Network): void {
+  net.campaign(1);
+  net.addNode(4, new MemoryStorage());
+  net.proposeConfChange(1, { changes: [learner(4)] });
+  net.tickAll(3);
+  net.proposeConfChange(1, { changes: [add(4)] });
+  net.tickAll(3);
+  net.proposeConfChange(1, { changes: [remove(3)] });
+  net.tickAll(3);
+  net.propose(1, 'x');
+  net.tickAll(2);
+  expect(net.get(1).confState).to.deep.equal(conf([1, 2, 4]));
+}
+
+describe('Raft §7 snapshots carry the latest configuration', () => {
+  it('a snapshot records the configuration as of its last included index, and initialState returns it', () => {
+    const s = MemoryStorage.bootstrapWithLog([1, 2, 3]);
+    s.append([{ term: 1, index: 2, type: 0, data: new Uint8Array(0) }]);
+    const cs: ConfState = { voters: [1, 4, 5], learners: [6], votersOutgoing: [1, 2, 3], learnersNext: [2], autoLeave: true };
+    s.createSnapshot(2, cs, new Uint8Array([9]));
+    expect(s.snapshot().metadata.confState).to.deep.equal(cs);
+    expect(s.initialState().confState).to.deep.equal(cs);
+    cs.voters.push(7); // the caller's object is not aliased
+    expect(s.snapshot().metadata.confState.voters).to.deep.equal([1, 4, 5]);
+  });
+
+  it('a node restarted from a snapshot taken after membership changes uses the configuration recorded in it', () => {
+    const net = new Network([1, 2, 3]);
+    changeMembership(net);
+    const at = snapshotNow(net, 2);
+    expect(net.get(2).storage.firstIndex()).to.equal(at + 1); // nothing left to replay
+    const tn = net.restart(2);
+    expect(tn.node.raft.confState()).to.deep.equal(conf([1, 2, 4]));
+    expect(tn.node.raft.promotable()).to.equal(true);
+    // It acts on it: with the leader gone it asks 4 (not the removed 3) and wins with 4's vote.
+    net.isolate(1);
+    const from = net.delivered.length;
+    for (let i = 0; i < 60 && net.raft(2).role !== StateRole.Leader; i++) net.tickAll(1);
+    expect(net.raft(2).role).to.equal(StateRole.Leader);
+    const asked = new Set(net.delivered.slice(from).filter((m) => m.from === 2 && (m.type === MessageType.Vote || m.type === MessageType.PreVote)).map((m) => m.to));
+    expect([...asked], "cut off from 1; never asks the removed 3").to.deep.equal([4]);
+  });
+
+  it('a follower that catches up by InstallSnapshot adopts the configuration in the snapshot, and keeps it across a restart', () => {
+    const net = new Network([1, 2, 3]);
+    net.campaign(1);
+    net.isolate(2); // misses every change below
+    net.addNode(4, new MemoryStorage());
+    net.proposeConfChange(1, { changes: [learner(4)] });
+    net.tickAll(3);
+    net.proposeConfChange(1, { changes: [add(4)] });
+    net.tickAll(3);
+    net.addNode(5, new MemoryStorage());
+    net.proposeConfChange(1, { changes: [learner(5)] });
+    net.tickAll(3);
+    const want = conf([1, 2, 3, 4], [5]);
+    expect(net.get(1).confState).to.deep.equal(want);
+    snapshotNow(net, 1);
+    net.recover();
+    net.tickAll(5);
+    const s2 = net.get(2).storage.snapshot();
+    expect(s2.metadata.index).to.equal(net.get(1).storage.snapshot().metadata.index);
+    expect(s2.metadata.confState).to.deep.equal(want);
+    expect(net.raft(2).confState()).to.deep.equal(want);
+    expect(net.get(2).confState).to.deep.equal(want);
+    // With 4 voters a majority is 3: the follower counts 4's vote.
+    expect(net.raft(2).tracker.voterIds()).to.deep.equal([1, 2, 3, 4]);
+    expect(net.restart(2).node.raft.confState()).to.deep.equal(want);
+    net.tickAll(3);
+    expect(net.raft(2).confState()).to.deep.equal(want);
+  });
+
+  it('a joint configuration (outgoing voters, auto-leave) survives a snapshot and a restart', () => {
+    const net = new Network([1, 2, 3]);
+    net.campaign(1);
+    net.addNode(4, new MemoryStorage());
+    net.addNode(5, new MemoryStorage());
+    net.cut(1, 4);
+    net.cut(1, 5);
+    // The joint entry commits under C_old; leaving needs {4,5}, which are cut off.
+    net.proposeConfChange(1, { changes: [add(4), add(5), remove(2), remove(3)] });
+    net.tickAll(2);
+    const want = conf([1, 4, 5], [], [1, 2, 3], true);
+    expect(net.get(2).confState).to.deep.equal(want);
+    snapshotNow(net, 2);
+    const tn = net.restart(2);
+    expect(tn.node.raft.confState()).to.deep.equal(want);
+    expect(tn.node.raft.tracker.voterIds()).to.deep.equal([1, 2, 3, 4, 5]);
   });
 });

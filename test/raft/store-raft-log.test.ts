@@ -79,6 +79,33 @@ describe('store: node-wide raft log (RaftLogStore)', () => {
     await store.close();
   });
 
+  it('snapshots keep their whole configuration (joint voters, learners, learners_next, auto_leave) through create, install, gc and reopen; a RawNode restarted from the store uses it', async () => {
+    const dir = tempDir();
+    let store = await RaftLogStore.open(dir, { segmentBytes: 1024 });
+    const joint = { voters: [1, 4, 5], learners: [6], votersOutgoing: [1, 2, 3], learnersNext: [3], autoLeave: true };
+    const plain = { voters: [2, 7, 9], learners: [8], votersOutgoing: [], learnersNext: [], autoLeave: false };
+    await store.write(store.batch().append(1, ents(1, [1, 1, 2, 2])).setHardState(1, { term: 2, vote: 1, commit: 4 }));
+    await store.createSnapshot(1, 4, joint, enc.encode('s4'));
+    await store.write(store.batch().applySnapshot(2, { metadata: { index: 9, term: 3, confState: plain }, data: enc.encode('s9') }).setHardState(2, { term: 3, vote: 0, commit: 9 }));
+    expect(store.group(1).initialState().confState).to.deep.equal(joint);
+    expect(store.group(2).initialState().confState).to.deep.equal(plain);
+    for (let i = 0; i < 20; i++) await store.write(store.batch().setHardState(3, { term: 1, vote: 0, commit: 0 }).append(3, ents(i + 1, [1], 'z'.repeat(100))));
+    await store.createSnapshot(3, 20, plain, enc.encode('s20'));
+    await store.gc(); // re-writes the old snapshot records of groups 1 and 2
+    await store.close();
+    store = await RaftLogStore.open(dir);
+    expect(store.group(1).initialState().confState).to.deep.equal(joint);
+    expect(store.group(1).snapshot().metadata.confState).to.deep.equal(joint);
+    expect(store.group(2).initialState().confState).to.deep.equal(plain);
+    expect(store.group(3).initialState().confState).to.deep.equal(plain);
+    const n1 = new RawNode({ id: 1, storage: store.group(1), electionTick: 10, heartbeatTick: 1, random: new Rng(1), applied: 4 });
+    expect(n1.raft.confState()).to.deep.equal(joint);
+    expect(n1.raft.tracker.voterIds()).to.deep.equal([1, 2, 3, 4, 5]);
+    const n8 = new RawNode({ id: 8, storage: store.group(2), electionTick: 10, heartbeatTick: 1, random: new Rng(8), applied: 9 });
+    expect([n8.raft.confState(), n8.raft.isLearner, n8.raft.promotable()]).to.deep.equal([plain, true, false]);
+    await store.close();
+  });
+
   it('gc deletes the segments no group needs, names the group holding it back, and recovery still restores every group', async () => {
     const dir = tempDir();
     let store = await RaftLogStore.open(dir, { segmentBytes: 2048 });

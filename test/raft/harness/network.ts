@@ -72,6 +72,30 @@ export class Network {
     return tn;
   }
 
+  /**
+   * Crash-restarts a node from what it persisted: a new RawNode over the same storage, the state
+   * machine rebuilt from the storage's snapshot (its configuration from the snapshot metadata),
+   * and the committed entries after the snapshot re-applied by the Ready loop.
+   */
+  restart(id: number, extra: NodeOptions = {}): TestNode {
+    const old = this.get(id);
+    this.queue = this.queue.filter((m) => m.to !== id);
+    const snap = old.storage.snapshot();
+    const cfg: RaftConfig = { ...DEFAULT_OPTS, ...this.opts, ...extra, id, storage: old.storage, applied: snap.metadata.index, random: this.rng.fork() } as RaftConfig;
+    const tn: TestNode = {
+      id,
+      node: new RawNode(cfg),
+      storage: old.storage,
+      applied: [],
+      appliedIndexes: [],
+      readStates: [],
+      confState: snap.metadata.confState,
+      snapshotEvery: old.snapshotEvery,
+    };
+    this.nodes.set(id, tn);
+    return tn;
+  }
+
   get(id: number): TestNode {
     const n = this.nodes.get(id);
     if (!n) throw new Error(`no node ${id}`);

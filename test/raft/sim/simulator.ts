@@ -7,8 +7,11 @@
 // Ready loop: persist (MemoryStorage = exactly what Ready said to persist) BEFORE the messages
 // leave, then apply, then advance. A crash throws away the RawNode and the state machine; a
 // restart rebuilds both from the persisted storage (state machine from its snapshot).
-// Invariants are checked after every delivery and tick (checker.ts). After the chaos phase the
-// network heals and the group must elect a leader and commit a proposal within a tick bound.
+// Invariants are checked after every delivery and tick (checker.ts): besides the safety of the
+// log and of reads, each node's membership against a model of the committed ConfChanges, every
+// new leader's initialisation, every commit-index advance of a leader, and every valid lease.
+// After the chaos phase the network heals and the group must elect a leader and commit a
+// proposal within a tick bound.
 import {
   type ConfState,
   type Message,
@@ -198,7 +201,30 @@ export class Simulation {
       maxInflightMsgs: 8,
       snapshotChunkBytes: this.cfg.snapshotChunkBytes,
     });
+    const r = sn.node.raft;
+    // A restarted node's configuration comes from its snapshot (entries after it are re-applied).
+    if (r.log.applied > 0) this.checker.checkConf(sn.id, r.log.applied, r.confState(), 'restarted from its snapshot');
+    // Invariant 7: watch every commit-index advance at the moment it happens, with the
+    // configuration that counted it.
+    const maybeCommit = r.maybeCommit.bind(r);
+    r.maybeCommit = (): boolean => {
+      const advanced = maybeCommit();
+      if (advanced && r.role === StateRole.Leader) this.checker.onLeaderCommit(sn.id, r, r.log.committed, (n, i, t) => this.durable(n, i, t));
+      return advanced;
+    };
     this.processReady(sn);
+  }
+
+  /** Whether node n's persisted storage holds entry i of term t (or a snapshot covering it). */
+  private durable(n: number, i: number, t: number): boolean {
+    const st = this.nodes.get(n)?.storage;
+    if (!st) return false;
+    if (st.snapshot().metadata.index >= i) return true;
+    try {
+      return st.term(i) === t;
+    } catch {
+      return false;
+    }
   }
 
   // ---- network -----------------------------------------------------------------------------
@@ -261,6 +287,7 @@ export class Simulation {
         sn.appliedIndex = idx;
         sn.hash = h;
         sn.confState = rd.snapshot.metadata.confState;
+        this.checker.checkConf(sn.id, idx, sn.confState, `installed snapshot ${idx} whose metadata has`);
         this.stats.snapshots++;
         this.trace(`node ${sn.id} installed snapshot ${idx}`);
       }
@@ -285,6 +312,11 @@ export class Simulation {
       this.serveReads(sn);
       this.maybeSnapshot(sn);
     }
+    // Invariant 5: the configuration the core uses, and the one the application will store in
+    // its next snapshot, are the ones implied by what has been applied.
+    if (r.log.applied !== sn.appliedIndex) this.checker.fail(`node ${sn.id}: raft applied ${r.log.applied} but the state machine is at ${sn.appliedIndex}`);
+    this.checker.checkConf(sn.id, r.log.applied, r.confState(), 'core');
+    this.checker.checkConf(sn.id, sn.appliedIndex, sn.confState, 'application');
     if (r.role === StateRole.Leader && sn.lastLeaderTerm !== r.term) {
       sn.lastLeaderTerm = r.term;
       this.stats.leaders++;
@@ -305,7 +337,8 @@ export class Simulation {
   private maybeSnapshot(sn: SimNode): void {
     const snapIdx = sn.storage.snapshot().metadata.index;
     if (sn.appliedIndex - snapIdx < this.cfg.snapshotEvery) return;
-    sn.storage.createSnapshot(sn.appliedIndex, sn.confState, encodeState(sn.appliedIndex, sn.hash));
+    const snap = sn.storage.createSnapshot(sn.appliedIndex, sn.confState, encodeState(sn.appliedIndex, sn.hash));
+    this.checker.checkConf(sn.id, snap.metadata.index, snap.metadata.confState, `snapshot ${snap.metadata.index} taken with`);
     sn.storage.compact(Math.max(sn.appliedIndex - 2, sn.storage.firstIndex() - 1));
   }
 
@@ -327,8 +360,19 @@ export class Simulation {
   private partition(): void {
     this.blocked.clear();
     const ids = [...this.nodes.keys()];
-    const kind = this.rng.int(3);
-    if (kind === 0) {
+    const kind = this.rng.int(4);
+    if (kind === 3) {
+      // Cut off the leader (asymmetrically half the time: it still hears the others): the rest
+      // elect a new leader as soon as they may, racing the old leader's lease (invariant 8).
+      const v = this.leader()?.id ?? this.rng.pick(ids);
+      const oneWay = this.rng.chance(0.5);
+      for (const o of ids) {
+        if (o === v) continue;
+        this.blocked.add(`${v}>${o}`);
+        if (!oneWay) this.blocked.add(`${o}>${v}`);
+      }
+      this.trace(`isolate leader ${v}${oneWay ? ' (outgoing only)' : ''}`);
+    } else if (kind === 0) {
       // symmetric split
       const side = new Set(ids.filter(() => this.rng.chance(0.5)));
       for (const a of ids) for (const b of ids) if (side.has(a) !== side.has(b)) this.blocked.add(`${a}>${b}`);
@@ -442,6 +486,10 @@ export class Simulation {
       }
     }
     this.deliverDue();
+    // Invariant 8: a lease is only valid while no newer leader exists.
+    for (const sn of this.nodes.values()) {
+      if (sn.node && sn.node.raft.role === StateRole.Leader && sn.node.hasValidLease()) this.checker.onValidLease(sn.id, sn.node.raft);
+    }
     if (chaos) {
       const live = this.liveNodes();
       if (live.length > 0) {
