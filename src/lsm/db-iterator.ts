@@ -121,12 +121,13 @@ export class DbIterator {
       while (it.valid() && it.userKey().equals(keyCopy)) {
         if (it.seq() <= this.snapshotSeq) {
           kind = it.kind();
+          // Values alias immutable memtable entries or cached blocks, so holding the view while
+          // stepping is safe; only the one returned is copied.
           value = kind === Kind.Value ? it.value() : undefined;
-          if (value !== undefined) value = Buffer.from(value);
         }
         it.prev();
       }
-      if (kind === Kind.Value && value !== undefined && this.belowUpper(keyCopy)) return [keyCopy, value];
+      if (kind === Kind.Value && value !== undefined && this.belowUpper(keyCopy)) return [keyCopy, Buffer.from(value)];
     }
     return undefined;
   }
