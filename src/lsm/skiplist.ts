@@ -103,19 +103,17 @@ export class SkipList {
   }
 
   seekBySortKey(skey: string, seq: number): SkipNode | null {
-    let x = this.head;
-    for (let level = this.height - 1; level >= 0; level--) {
-      let n = x.next[level]!;
-      while (n !== null && before(n, skey, seq)) {
-        x = n;
-        n = x.next[level]!;
-      }
-    }
-    return x.next[0]!;
+    return this.lastBefore(skey, seq).next[0]!;
   }
 
   /** Last node < (key, seq), or null. */
   seekBefore(skey: string, seq: number): SkipNode | null {
+    const x = this.lastBefore(skey, seq);
+    return x === this.head ? null : x;
+  }
+
+  /** The last node ordered before (skey, seq), or the head. */
+  private lastBefore(skey: string, seq: number): SkipNode {
     let x = this.head;
     for (let level = this.height - 1; level >= 0; level--) {
       let n = x.next[level]!;
@@ -124,7 +122,7 @@ export class SkipList {
         n = x.next[level]!;
       }
     }
-    return x === this.head ? null : x;
+    return x;
   }
 
   first(): SkipNode | null {
