@@ -1,0 +1,756 @@
+// MultiRaftHost: all Raft groups of one node (one per shard replica on it), driven by ONE tick
+// timer and ONE ready loop (TiKV batch-system style), over ONE node-wide Raft log
+// (./raft-log.ts) and ONE LsmEngine (./apply.ts).
+//
+// One loop turn:
+//   1. proposals queued since the last turn become ONE entry per shard (group commit across
+//      clients); reads queued per shard become ONE ReadIndex request per shard;
+//   2. Ready is collected from every group that may have one (a dirty set: ticked, stepped,
+//      proposed or read since the last turn — idle groups are not even polled);
+//   3. snapshots, entries and hard states of all of them go into ONE RaftLogStore write (one
+//      append, one fsync);
+//   4. messages are sent batched per destination node (one Transport.send per peer per turn);
+//   5. committed entries and snapshots of all groups are applied with ONE engine write
+//      (ApplyBatch); proposals are resolved, reads whose index is applied are served;
+//   6. advance(); log compaction (createSnapshot) for groups that applied enough entries.
+//
+// Replica ids are node ids; group id = shard id + 1 (group ids must be > 0).
+//
+// Quiescence (idle groups cost ~nothing): a leader whose group has been idle for
+// quiesceAfterTicks ticks (everything committed, applied and acknowledged by every voter, no
+// pending requests) stops being ticked and tells its followers (a host-level message, group id 0)
+// to stop ticking too. Any message, proposal or read for the group wakes it. Host-level liveness
+// pings (one per peer NODE per heartbeat interval, not per group) wake every quiesced group that
+// includes a node not heard from for an election timeout, so followers of a dead leader elect a
+// new one. A leader that wakes moves its lease clock forward by the ticks it missed (capped at
+// electionTick), so a quiesced leader never serves a lease read on a stale lease.
+//
+// Errors: StoreError with code NOT_LEADER (leaderHint: node id or 0), PROPOSAL_DROPPED (the
+// outcome is unknown: leadership changed after the proposal was accepted), TIMEOUT, UNAVAILABLE,
+// CLOSED, plus what validateCommand throws.
+import path from 'node:path';
+import { LsmEngine } from '../lsm/db.js';
+import type { LsmOptions } from '../lsm/types.js';
+import {
+  type ConfState,
+  type Message,
+  type Ready,
+  type ReadState,
+  EntryType,
+  MessageType,
+  RawNode,
+  StateRole,
+  cloneConfState,
+  decodeConfChange,
+  isRaftError,
+  makeMessage,
+} from '../raft/index.js';
+import { MAX_SHARD_COUNT } from '../ring/index.js';
+import { Rng } from '../util/rng.js';
+import { ApplyBatch, type ReadResult, buildSnapshotData, readApplied, readValue } from './apply.js';
+import { type Command, type CommandResult, type TaggedCommand, MAX_OPS_PER_ENTRY, commandBytes, encodeEntry, validateCommand } from './commands.js';
+import { RaftLogStore, type RaftLogOptions } from './raft-log.js';
+import type { GroupMessage, Transport } from './transport.js';
+
+export type StoreErrorCode = 'NOT_LEADER' | 'PROPOSAL_DROPPED' | 'TIMEOUT' | 'UNAVAILABLE' | 'CLOSED' | 'NOT_FOUND';
+
+export class StoreError extends Error {
+  constructor(
+    readonly code: StoreErrorCode,
+    message: string,
+    /** NOT_LEADER: the node believed to lead the shard (0 = unknown) */
+    readonly leaderHint = 0,
+  ) {
+    super(`${code}: ${message}`);
+    this.name = 'StoreError';
+  }
+}
+
+export interface HostOptions {
+  nodeId: number;
+  /** engine in <dataDir>/engine, node-wide Raft log in <dataDir>/raft */
+  dataDir: string;
+  transport: Transport;
+  /** ms per Raft tick. Default 100. */
+  tickMs?: number;
+  /** Default 10 ticks. */
+  electionTick?: number;
+  /** Default 2 ticks. */
+  heartbeatTick?: number;
+  /** 'lease' enables leader-lease reads. Default 'safe' (ReadIndex with a heartbeat round). */
+  readOnlyOption?: 'safe' | 'lease';
+  /** Idle ticks before a leader quiesces its group; 0 disables quiescence. Default 2*electionTick. */
+  quiesceAfterTicks?: number;
+  /** Compact a group's log (snapshot) after this many applied entries. Default 10000. */
+  snapshotEntries?: number;
+  /** Max bytes of commands batched into one entry. Default 1 MiB. */
+  maxEntryBytes?: number;
+  /** Proposals and reads fail with TIMEOUT after this. Default 5000 ms. */
+  requestTimeoutMs?: number;
+  seed?: number;
+  lsm?: LsmOptions;
+  raftLog?: RaftLogOptions;
+}
+
+interface Pending {
+  resolve: (r: CommandResult) => void;
+  reject: (e: Error) => void;
+  group: Group;
+  deadline: number;
+}
+
+interface PendingRead {
+  key: Uint8Array;
+  resolve: (r: ReadResult) => void;
+  reject: (e: Error) => void;
+  deadline: number;
+}
+
+interface Group {
+  shardId: number;
+  groupId: number;
+  node: RawNode;
+  applied: number;
+  confState: ConfState;
+  /** last log index covered by the raft-log snapshot */
+  snapIndex: number;
+  queue: TaggedCommand[];
+  queueBytes: number;
+  queueOps: number;
+  reads: PendingRead[];
+  /** ReadIndex requests in flight: ctx -> reads */
+  readCtx: Map<string, PendingRead[]>;
+  /** read states waiting for apply */
+  readWait: Array<{ index: number; reads: PendingRead[] }>;
+  quiesced: boolean;
+  quiescedAt: number;
+  idleTicks: number;
+  lastIndexSeen: number;
+}
+
+const QUIESCE = 1;
+const PING = 2;
+
+export class MultiRaftHost {
+  readonly nodeId: number;
+  private readonly groups = new Map<number, Group>(); // by group id
+  private readonly dirty = new Set<Group>();
+  private readonly pending = new Map<number, Pending>();
+  private seq = 0;
+  private readCtxSeq = 0;
+  private ticks = 0;
+  private timer: NodeJS.Timeout | undefined;
+  private closed = false;
+  private running = false;
+  private again = false;
+  private scheduled = false;
+  private fatal: unknown;
+  private readonly peerHeard = new Map<number, number>();
+  private readonly rng: Rng;
+  private readonly o: Required<Omit<HostOptions, 'lsm' | 'raftLog' | 'seed' | 'transport' | 'nodeId' | 'dataDir'>>;
+  readonly stats = { turns: 0, logWrites: 0, entriesProposed: 0, commandsProposed: 0, applyWrites: 0, messagesSent: 0, sends: 0, snapshotsCreated: 0, snapshotsApplied: 0, ticks: 0 };
+
+  private constructor(
+    private readonly opts: HostOptions,
+    readonly engine: LsmEngine,
+    readonly log: RaftLogStore,
+  ) {
+    this.nodeId = opts.nodeId;
+    const electionTick = opts.electionTick ?? 10;
+    this.o = {
+      tickMs: opts.tickMs ?? 100,
+      electionTick,
+      heartbeatTick: opts.heartbeatTick ?? 2,
+      readOnlyOption: opts.readOnlyOption ?? 'safe',
+      quiesceAfterTicks: opts.quiesceAfterTicks ?? 2 * electionTick,
+      snapshotEntries: opts.snapshotEntries ?? 10000,
+      maxEntryBytes: opts.maxEntryBytes ?? 1 << 20,
+      requestTimeoutMs: opts.requestTimeoutMs ?? 5000,
+    };
+    this.rng = new Rng(opts.seed ?? opts.nodeId * 7919);
+  }
+
+  /** Opens the node's engine and Raft log and recovers every group found in the log. */
+  static async open(opts: HostOptions): Promise<MultiRaftHost> {
+    if (!Number.isSafeInteger(opts.nodeId) || opts.nodeId <= 0) throw new StoreError('NOT_FOUND', `nodeId must be a positive integer, got ${opts.nodeId}`);
+    const engine = await LsmEngine.open(path.join(opts.dataDir, 'engine'), { walSync: 'off', ...opts.lsm });
+    let log: RaftLogStore;
+    try {
+      log = await RaftLogStore.open(path.join(opts.dataDir, 'raft'), opts.raftLog ?? {});
+    } catch (err) {
+      await engine.close();
+      throw err;
+    }
+    const host = new MultiRaftHost(opts, engine, log);
+    // Recovery: an engine that lost its unsynced tail is behind the raft log's snapshot record
+    // only if that snapshot was installed from a leader: re-apply it; entries after it are
+    // re-applied by Raft from `applied` on.
+    const b = new ApplyBatch(engine);
+    for (const gid of log.groupIds()) {
+      const shardId = gid - 1;
+      const snap = log.group(gid).snapshot();
+      if (readApplied(engine, shardId) < snap.metadata.index) b.applySnapshot(shardId, snap.metadata.index, snap.data);
+    }
+    await b.commit();
+    for (const gid of log.groupIds()) host.startGroup(gid);
+    opts.transport.onReceive((from, batch) => host.receive(from, batch));
+    opts.transport.onUnreachable((n) => host.unreachable(n));
+    host.timer = setInterval(() => host.tick(), host.o.tickMs);
+    host.timer.unref?.();
+    return host;
+  }
+
+  private startGroup(groupId: number): Group {
+    const shardId = groupId - 1;
+    const storage = this.log.group(groupId);
+    const applied = Math.max(readApplied(this.engine, shardId), storage.snapshot().metadata.index);
+    const node = new RawNode({
+      id: this.nodeId,
+      storage,
+      electionTick: this.o.electionTick,
+      heartbeatTick: this.o.heartbeatTick,
+      random: this.rng.fork(),
+      applied,
+      readOnlyOption: this.o.readOnlyOption,
+      checkQuorum: true,
+      preVote: true,
+    });
+    const g: Group = {
+      shardId,
+      groupId,
+      node,
+      applied,
+      confState: cloneConfState(storage.initialState().confState),
+      snapIndex: storage.snapshot().metadata.index,
+      queue: [],
+      queueBytes: 0,
+      queueOps: 0,
+      reads: [],
+      readCtx: new Map(),
+      readWait: [],
+      quiesced: false,
+      quiescedAt: 0,
+      idleTicks: 0,
+      lastIndexSeen: 0,
+    };
+    this.groups.set(groupId, g);
+    this.dirty.add(g);
+    return g;
+  }
+
+  /**
+   * Creates the local replicas of shards (idempotent: shards already present are left alone).
+   * Every replica of a shard must be created with the same `replicas` (node ids): the initial
+   * membership is a bootstrap snapshot at index 1, term 1. All new shards share one log write.
+   */
+  async addShards(shards: Array<{ shardId: number; replicas: number[] }>): Promise<void> {
+    this.checkOpen();
+    const b = this.log.batch();
+    const fresh: number[] = [];
+    for (const { shardId, replicas } of shards) {
+      if (!Number.isInteger(shardId) || shardId < 0 || shardId >= MAX_SHARD_COUNT) throw new StoreError('NOT_FOUND', `bad shard id ${shardId}`);
+      const gid = shardId + 1;
+      if (this.groups.has(gid)) continue;
+      const gl = this.log.group(gid);
+      if (gl.lastIndex() === 0 && gl.snapshot().metadata.index === 0) {
+        const confState: ConfState = { voters: [...replicas].sort((a, c) => a - c), learners: [], votersOutgoing: [], learnersNext: [], autoLeave: false };
+        b.applySnapshot(gid, { metadata: { index: 1, term: 1, confState }, data: new Uint8Array(0) });
+      }
+      fresh.push(gid);
+    }
+    await this.log.write(b);
+    const ab = new ApplyBatch(this.engine);
+    for (const gid of fresh) if (readApplied(this.engine, gid - 1) < 1) ab.applySnapshot(gid - 1, 1, new Uint8Array(0));
+    await ab.commit();
+    for (const gid of fresh) this.startGroup(gid);
+    this.kick();
+  }
+
+  shardIds(): number[] {
+    return [...this.groups.keys()].map((g) => g - 1).sort((a, b) => a - b);
+  }
+
+  /** Node id of the shard's leader as this replica knows it (0 = unknown). */
+  leaderOf(shardId: number): number {
+    return this.group(shardId).node.raft.lead;
+  }
+
+  isLeader(shardId: number): boolean {
+    return this.group(shardId).node.raft.role === StateRole.Leader;
+  }
+
+  /** Starts an election for the shard on this replica now. */
+  campaign(shardId: number): void {
+    const g = this.group(shardId);
+    this.wake(g);
+    g.node.campaign();
+    this.dirty.add(g);
+    this.kick();
+  }
+
+  appliedIndex(shardId: number): number {
+    return this.group(shardId).applied;
+  }
+
+  /** Whether the group is quiesced on this replica (not ticked). */
+  isQuiesced(shardId: number): boolean {
+    return this.group(shardId).quiesced;
+  }
+
+  private group(shardId: number): Group {
+    const g = this.groups.get(shardId + 1);
+    if (!g) throw new StoreError('NOT_FOUND', `shard ${shardId} has no replica on node ${this.nodeId}`);
+    return g;
+  }
+
+  /**
+   * Proposes a command to a shard; resolves once it is applied on this node. Only the leader
+   * accepts proposals (NOT_LEADER with the leader hint otherwise).
+   */
+  propose(shardId: number, command: Command): Promise<CommandResult> {
+    try {
+      this.checkOpen();
+      validateCommand(command);
+      const g = this.group(shardId);
+      if (g.node.raft.role !== StateRole.Leader) return Promise.reject(new StoreError('NOT_LEADER', `node ${this.nodeId} does not lead shard ${shardId}`, g.node.raft.lead));
+      const seq = ++this.seq;
+      g.queue.push({ proposer: this.nodeId, seq, ops: command.ops });
+      g.queueBytes += commandBytes(command);
+      g.queueOps += command.ops.length;
+      this.dirty.add(g);
+      this.kick();
+      return new Promise((resolve, reject) => this.pending.set(seq, { resolve, reject, group: g, deadline: Date.now() + this.o.requestTimeoutMs }));
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
+  /**
+   * Linearizable read of one key via ReadIndex (served from the leader lease when the Raft
+   * config enables it). Works on followers too (follower read: the read index comes from the
+   * leader, the data from this replica once it applied that index).
+   */
+  read(shardId: number, key: Uint8Array): Promise<ReadResult> {
+    try {
+      this.checkOpen();
+      const g = this.group(shardId);
+      return new Promise((resolve, reject) => {
+        g.reads.push({ key, resolve, reject, deadline: Date.now() + this.o.requestTimeoutMs });
+        this.dirty.add(g);
+        this.kick();
+      });
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
+  /** Reads this replica's applied state without any consistency guarantee (tests, debugging). */
+  readLocal(shardId: number, key: Uint8Array): ReadResult {
+    return readValue(this.engine, shardId, key);
+  }
+
+  // ---------------------------------------------------------------- input: ticks, messages
+
+  private tick(): void {
+    if (this.closed) return;
+    this.ticks++;
+    const now = Date.now();
+    for (const g of this.groups.values()) {
+      if (g.quiesced) continue;
+      g.node.tick();
+      this.stats.ticks++;
+      this.dirty.add(g);
+      if (this.o.quiesceAfterTicks > 0) this.maybeQuiesce(g);
+    }
+    // timeouts
+    for (const [seq, p] of this.pending) {
+      if (p.deadline <= now) {
+        this.pending.delete(seq);
+        p.reject(new StoreError('TIMEOUT', `proposal to shard ${p.group.shardId} not applied in ${this.o.requestTimeoutMs} ms`));
+      }
+    }
+    for (const g of this.groups.values()) {
+      if (g.readCtx.size === 0 && g.readWait.length === 0) continue;
+      for (const [ctx, reads] of g.readCtx) {
+        const live = reads.filter((r) => r.deadline > now);
+        for (const r of reads) if (r.deadline <= now) r.reject(new StoreError('TIMEOUT', `read on shard ${g.shardId} timed out (leader ${g.node.raft.lead || 'unknown'})`, g.node.raft.lead));
+        if (live.length === 0) g.readCtx.delete(ctx);
+        else g.readCtx.set(ctx, live);
+      }
+    }
+    // host-level liveness: one ping per peer node per heartbeat interval
+    if (this.o.quiesceAfterTicks > 0 && this.ticks % this.o.heartbeatTick === 0) {
+      const peers = this.peers();
+      for (const p of peers) {
+        this.opts.transport.send(p, [{ groupId: 0, message: makeMessage({ type: MessageType.Heartbeat, from: this.nodeId, to: p, context: Uint8Array.of(PING) }) }]);
+        const heard = this.peerHeard.get(p);
+        if (heard === undefined) this.peerHeard.set(p, this.ticks);
+        else if (this.ticks - heard > this.o.electionTick) this.wakeGroupsOf(p);
+      }
+    }
+    this.kick();
+  }
+
+  private peers(): Set<number> {
+    const s = new Set<number>();
+    for (const g of this.groups.values()) for (const v of g.confState.voters) if (v !== this.nodeId) s.add(v);
+    for (const k of this.peerHeard.keys()) s.add(k);
+    return s;
+  }
+
+  private wakeGroupsOf(node: number): void {
+    for (const g of this.groups.values()) if (g.quiesced && g.confState.voters.includes(node)) this.wake(g);
+  }
+
+  private maybeQuiesce(g: Group): void {
+    const r = g.node.raft;
+    if (r.role !== StateRole.Leader) {
+      g.idleTicks = 0;
+      return;
+    }
+    const last = r.log.lastIndex();
+    let idle = g.queue.length === 0 && g.reads.length === 0 && g.readCtx.size === 0 && g.readWait.length === 0 && r.log.committed === last && g.applied === last && last === g.lastIndexSeen;
+    if (idle) {
+      for (const [id, pr] of r.tracker.progress) if (id !== this.nodeId && (pr.match !== last || !pr.recentActive)) idle = false;
+    }
+    g.lastIndexSeen = last;
+    if (!idle) {
+      g.idleTicks = 0;
+      return;
+    }
+    if (++g.idleTicks < this.o.quiesceAfterTicks) return;
+    g.quiesced = true;
+    g.quiescedAt = this.ticks;
+    for (const id of r.tracker.progress.keys()) {
+      if (id === this.nodeId) continue;
+      const ctx = Buffer.alloc(1 + 24);
+      ctx[0] = QUIESCE;
+      ctx.writeUInt32BE(g.groupId, 1);
+      ctx.writeDoubleBE(r.term, 5);
+      ctx.writeDoubleBE(last, 13);
+      this.outbox(id).push({ groupId: 0, message: makeMessage({ type: MessageType.Heartbeat, from: this.nodeId, to: id, context: ctx }) });
+    }
+    this.kick();
+  }
+
+  private wake(g: Group): void {
+    if (!g.quiesced) return;
+    g.quiesced = false;
+    g.idleTicks = 0;
+    const r = g.node.raft;
+    if (r.role === StateRole.Leader) {
+      // The lease clock did not run while quiesced: advance it by the ticks that passed (capped),
+      // so a lease cannot outlive real time. TODO(raft): a RawNode API for this (e.g. skipTicks(n)).
+      r.leaderTicks += Math.min(this.ticks - g.quiescedAt, this.o.electionTick);
+    }
+    this.dirty.add(g);
+  }
+
+  private outboxes = new Map<number, GroupMessage[]>();
+  private outbox(node: number): GroupMessage[] {
+    let b = this.outboxes.get(node);
+    if (!b) this.outboxes.set(node, (b = []));
+    return b;
+  }
+
+  private receive(from: number, batch: GroupMessage[]): void {
+    if (this.closed) return;
+    this.peerHeard.set(from, this.ticks);
+    for (const { groupId, message } of batch) {
+      if (groupId === 0) {
+        this.hostMessage(from, message);
+        continue;
+      }
+      const g = this.groups.get(groupId);
+      if (!g) continue; // TODO: create replicas on demand (membership changes)
+      this.wake(g);
+      try {
+        g.node.step(message);
+      } catch (err) {
+        if (!isRaftError(err, 'PROPOSAL_DROPPED')) this.fail(err);
+      }
+      this.dirty.add(g);
+    }
+    this.kick();
+  }
+
+  private hostMessage(from: number, m: Message): void {
+    const ctx = m.context;
+    if (!ctx || ctx.length === 0) return;
+    if (ctx[0] === QUIESCE && ctx.length >= 21) {
+      const b = Buffer.from(ctx.buffer, ctx.byteOffset, ctx.byteLength);
+      const g = this.groups.get(b.readUInt32BE(1));
+      if (!g) return;
+      const term = b.readDoubleBE(5);
+      const index = b.readDoubleBE(13);
+      const r = g.node.raft;
+      if (r.term === term && r.lead === from && r.log.lastIndex() === index && r.log.committed === index && g.applied === index && g.queue.length === 0 && g.reads.length === 0 && g.readCtx.size === 0) {
+        g.quiesced = true;
+        g.quiescedAt = this.ticks;
+      }
+    }
+  }
+
+  private unreachable(node: number): void {
+    for (const g of this.groups.values()) {
+      if (g.node.raft.role === StateRole.Leader && g.confState.voters.includes(node)) {
+        g.node.reportUnreachable(node);
+        this.dirty.add(g);
+      }
+    }
+  }
+
+  // ---------------------------------------------------------------- the ready loop
+
+  private kick(): void {
+    if (this.closed) return;
+    if (this.running) {
+      this.again = true;
+      return;
+    }
+    if (this.scheduled) return;
+    this.scheduled = true;
+    setImmediate(() => {
+      this.scheduled = false;
+      void this.run();
+    });
+  }
+
+  private async run(): Promise<void> {
+    if (this.running || this.closed) return;
+    this.running = true;
+    try {
+      do {
+        this.again = false;
+        await this.turn();
+      } while ((this.again || this.dirty.size > 0) && !this.closed);
+    } catch (err) {
+      this.fail(err);
+    } finally {
+      this.running = false;
+    }
+  }
+
+  private fail(err: unknown): void {
+    if (this.fatal) return;
+    this.fatal = err;
+    // eslint-disable-next-line no-console
+    console.error(`node ${this.nodeId}: host loop failed:`, err);
+    void this.close();
+  }
+
+  private flushQueues(g: Group): void {
+    if (g.queue.length > 0) {
+      const r = g.node.raft;
+      if (r.role !== StateRole.Leader) {
+        for (const c of g.queue) this.rejectSeq(c.seq, new StoreError('NOT_LEADER', `node ${this.nodeId} no longer leads shard ${g.shardId}`, r.lead));
+      } else {
+        // cut into entries of at most maxEntryBytes / MAX_OPS_PER_ENTRY ops
+        let batch: TaggedCommand[] = [];
+        let bytes = 0;
+        let ops = 0;
+        const flush = (): void => {
+          if (batch.length === 0) return;
+          const cmds = batch;
+          batch = [];
+          bytes = 0;
+          ops = 0;
+          try {
+            g.node.propose(encodeEntry(cmds));
+            this.stats.entriesProposed++;
+            this.stats.commandsProposed += cmds.length;
+          } catch (err) {
+            for (const c of cmds) this.rejectSeq(c.seq, isRaftError(err, 'PROPOSAL_DROPPED') ? new StoreError('NOT_LEADER', `shard ${g.shardId}: ${(err as Error).message}`, r.lead) : (err as Error));
+          }
+        };
+        for (const c of g.queue) {
+          const cb = commandBytes(c);
+          if (batch.length > 0 && (bytes + cb > this.o.maxEntryBytes || ops + c.ops.length > MAX_OPS_PER_ENTRY)) flush();
+          batch.push(c);
+          bytes += cb;
+          ops += c.ops.length;
+        }
+        flush();
+      }
+      g.queue = [];
+      g.queueBytes = 0;
+      g.queueOps = 0;
+    }
+    if (g.reads.length > 0) {
+      const reads = g.reads;
+      g.reads = [];
+      const ctx = Buffer.allocUnsafe(8);
+      ctx.writeUInt32BE(this.nodeId, 0);
+      ctx.writeUInt32BE(++this.readCtxSeq >>> 0, 4);
+      try {
+        g.node.readIndex(ctx);
+        g.readCtx.set(ctx.toString('latin1'), reads);
+      } catch (err) {
+        const e = isRaftError(err, 'PROPOSAL_DROPPED') ? new StoreError('UNAVAILABLE', `shard ${g.shardId}: no leader known for a read`, g.node.raft.lead) : (err as Error);
+        for (const r of reads) r.reject(e);
+      }
+    }
+  }
+
+  private rejectSeq(seq: number, err: Error): void {
+    const p = this.pending.get(seq);
+    if (!p) return;
+    this.pending.delete(seq);
+    p.reject(err);
+  }
+
+  private async turn(): Promise<void> {
+    this.stats.turns++;
+    const work = [...this.dirty];
+    this.dirty.clear();
+    const readies: Array<[Group, Ready]> = [];
+    for (const g of work) {
+      this.flushQueues(g);
+      if (g.node.hasReady()) readies.push([g, g.node.ready()]);
+    }
+    if (readies.length === 0) {
+      this.sendOutboxes();
+      return;
+    }
+    // 1. persist: one log write (one fsync) for all groups
+    const b = this.log.batch();
+    for (const [g, rd] of readies) {
+      if (rd.snapshot) b.applySnapshot(g.groupId, rd.snapshot);
+      b.append(g.groupId, rd.entries);
+      if (rd.hardState) b.setHardState(g.groupId, rd.hardState);
+    }
+    if (!b.empty) {
+      await this.log.write(b);
+      this.stats.logWrites++;
+    }
+    if (this.closed) return;
+    // 2. send, batched per destination node
+    for (const [g, rd] of readies) for (const m of rd.messages) this.outbox(m.to).push({ groupId: g.groupId, message: m });
+    this.sendOutboxes();
+    // 3. apply: one engine write for all groups
+    const ab = new ApplyBatch(this.engine);
+    const done: Array<{ seq: number; result: CommandResult }> = [];
+    const compact: Group[] = [];
+    for (const [g, rd] of readies) {
+      if (rd.snapshot && rd.snapshot.metadata.index > g.applied) {
+        ab.applySnapshot(g.shardId, rd.snapshot.metadata.index, rd.snapshot.data);
+        g.applied = rd.snapshot.metadata.index;
+        g.confState = cloneConfState(rd.snapshot.metadata.confState);
+        g.snapIndex = rd.snapshot.metadata.index;
+        this.stats.snapshotsApplied++;
+      }
+      if (rd.committedEntries.length > 0) {
+        for (const e of rd.committedEntries) {
+          if (e.index <= g.applied) continue;
+          if (e.type === EntryType.ConfChange) {
+            g.confState = g.node.applyConfChange(decodeConfChange(e.data));
+          } else {
+            for (const { cmd, result } of ab.applyEntry(g.shardId, e.index, e.data)) if (cmd.proposer === this.nodeId) done.push({ seq: cmd.seq, result });
+          }
+          g.applied = e.index;
+        }
+        ab.setApplied(g.shardId, g.applied);
+        if (g.applied - g.snapIndex >= this.o.snapshotEntries) compact.push(g);
+      }
+    }
+    if (!ab.empty) {
+      await ab.commit();
+      this.stats.applyWrites++;
+    }
+    for (const { seq, result } of done) {
+      const p = this.pending.get(seq);
+      if (p) {
+        this.pending.delete(seq);
+        p.resolve(result);
+      }
+    }
+    // 4. reads
+    for (const [g, rd] of readies) {
+      for (const rs of rd.readStates) this.readState(g, rs);
+      this.serveReads(g);
+    }
+    // 5. advance; leadership changes
+    for (const [g, rd] of readies) {
+      g.node.advance();
+      if (rd.softState && rd.softState.role !== StateRole.Leader) this.dropPending(g);
+      if (g.node.hasReady()) this.dirty.add(g);
+    }
+    // 6. log compaction behind the applied state
+    for (const g of compact) {
+      const data = buildSnapshotData(this.engine, g.shardId, g.applied);
+      await this.log.createSnapshot(g.groupId, g.applied, g.confState, data);
+      g.snapIndex = g.applied;
+      this.stats.snapshotsCreated++;
+    }
+  }
+
+  private sendOutboxes(): void {
+    if (this.outboxes.size === 0) return;
+    const boxes = this.outboxes;
+    this.outboxes = new Map();
+    for (const [node, batch] of boxes) {
+      this.stats.sends++;
+      this.stats.messagesSent += batch.length;
+      this.opts.transport.send(node, batch);
+    }
+  }
+
+  private readState(g: Group, rs: ReadState): void {
+    const key = Buffer.from(rs.context.buffer, rs.context.byteOffset, rs.context.byteLength).toString('latin1');
+    const reads = g.readCtx.get(key);
+    if (!reads) return;
+    g.readCtx.delete(key);
+    g.readWait.push({ index: rs.index, reads });
+  }
+
+  private serveReads(g: Group): void {
+    if (g.readWait.length === 0) return;
+    const keep: typeof g.readWait = [];
+    for (const w of g.readWait) {
+      if (w.index > g.applied) {
+        keep.push(w);
+        continue;
+      }
+      for (const r of w.reads) {
+        try {
+          r.resolve(readValue(this.engine, g.shardId, r.key));
+        } catch (err) {
+          r.reject(err as Error);
+        }
+      }
+    }
+    g.readWait = keep;
+  }
+
+  /** Leadership lost: the outcome of accepted-but-unapplied proposals is unknown. */
+  private dropPending(g: Group): void {
+    for (const [seq, p] of this.pending) {
+      if (p.group !== g) continue;
+      this.pending.delete(seq);
+      p.reject(new StoreError('PROPOSAL_DROPPED', `node ${this.nodeId} lost leadership of shard ${g.shardId}; the command may or may not be applied`, g.node.raft.lead));
+    }
+  }
+
+  private checkOpen(): void {
+    if (this.closed) throw new StoreError('CLOSED', `host ${this.nodeId} is closed`);
+  }
+
+  /** Stops the timer and the loop, fails what is pending, closes transport, log and engine. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.timer) clearInterval(this.timer);
+    while (this.running) await new Promise((r) => setTimeout(r, 1));
+    const err = new StoreError('CLOSED', `host ${this.nodeId} closed`);
+    for (const p of this.pending.values()) p.reject(err);
+    this.pending.clear();
+    for (const g of this.groups.values()) {
+      for (const r of g.reads) r.reject(err);
+      for (const rs of g.readCtx.values()) for (const r of rs) r.reject(err);
+      for (const w of g.readWait) for (const r of w.reads) r.reject(err);
+    }
+    await this.opts.transport.close();
+    await this.log.close();
+    await this.engine.close();
+  }
+}
