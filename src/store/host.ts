@@ -411,7 +411,7 @@ export class MultiRaftHost {
     const last = r.log.lastIndex();
     let idle = g.queue.length === 0 && g.reads.length === 0 && g.readCtx.size === 0 && g.readWait.length === 0 && r.log.committed === last && g.applied === last && last === g.lastIndexSeen;
     if (idle) {
-      for (const [id, pr] of r.tracker.progress) if (id !== this.nodeId && (pr.match !== last || !pr.recentActive)) idle = false;
+      for (const [id, pr] of r.tracker.progress) if (id !== this.nodeId && pr.match !== last) idle = false;
     }
     g.lastIndexSeen = last;
     if (!idle) {
