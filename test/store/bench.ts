@@ -1,12 +1,10 @@
-// Measurements, not assertions (run with STORE_BENCH=1): idle CPU/memory per group with 1024
+// Measurements, not assertions, outside npm test (run with `npm run bench:store`): idle CPU/memory per group with 1024
 // groups on each of 3 hosts in one process, and a quick in-process put loop.
 import { cleanupTempDirs } from '../helpers/tmp.js';
 import { encodeKey } from '../../src/ring/index.js';
 import { TestCluster, waitFor } from './helpers.js';
 
-const run = process.env.STORE_BENCH === '1' ? describe : describe.skip;
-
-run('store bench (STORE_BENCH=1)', function () {
+describe('store bench', function () {
   this.timeout(300000);
   afterEach(() => cleanupTempDirs());
 
