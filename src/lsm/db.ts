@@ -495,6 +495,7 @@ export class LsmEngine {
     this.checkOpen();
     if (this.mem.entries > 0) this.switchMemtable();
     while (this.imms.length > 0) {
+      this.checkOpen(); // a concurrent close() stops the flush loop: do not wait for it
       if (this.bgError) throw this.backgroundFailure();
       this.maybeScheduleWork();
       await this.bgDone.wait();
