@@ -1,0 +1,134 @@
+// Admin HTTP API of a node (server.http_port). JSON in, JSON out; every error is
+// {"error": {"code", "message"}} with a matching status (400 bad JSON / arguments, 404 unknown
+// route, 405 wrong method, 413 body too large, 500 internal).
+//   GET  /api/health            {status: "ok", node_id, uptime_s, shards, leaders}
+//   GET  /api/stats             host, engine, transport and request counters
+//   GET  /api/cluster/nodes     members with peer/client addresses and shard leaders per node
+//   POST /api/storage/flush     flush the memtable to an SSTable
+//   POST /api/storage/compact   compact the whole key space
+//   POST /api/storage/backup    {"path": "..."}: engine checkpoint (hard links + manifest) at path
+import http from 'node:http';
+import type { CacheNode } from './node.js';
+
+const MAX_BODY = 64 * 1024;
+
+class HttpError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export class AdminHttp {
+  private readonly server: http.Server;
+
+  constructor(private readonly node: CacheNode) {
+    this.server = http.createServer((req, res) => void this.handle(req, res));
+  }
+
+  listen(host: string, port: number): Promise<number> {
+    return new Promise((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen(port, host, () => {
+        const a = this.server.address();
+        resolve(typeof a === 'object' && a !== null ? a.port : port);
+      });
+    });
+  }
+
+  close(): Promise<void> {
+    return new Promise((resolve) => {
+      this.server.close(() => resolve());
+      this.server.closeIdleConnections();
+    });
+  }
+
+  private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    try {
+      const url = new URL(req.url ?? '/', 'http://x');
+      const route = `${req.method} ${url.pathname.replace(/\/+$/, '')}`;
+      const body = await readBody(req);
+      const out = await this.route(route, url.pathname, body);
+      send(res, 200, out);
+    } catch (err) {
+      if (err instanceof HttpError) send(res, err.status, { error: { code: err.code, message: err.message } });
+      else send(res, 500, { error: { code: 'INTERNAL', message: err instanceof Error ? err.message : String(err) } });
+    }
+  }
+
+  private async route(route: string, pathname: string, body: string): Promise<unknown> {
+    const n = this.node;
+    const host = n.store;
+    switch (route) {
+      case 'GET /api/health':
+        return { status: 'ok', node_id: n.config.cluster.node_id, uptime_s: Math.round((Date.now() - n.startedAt) / 1000), shards: host.shardIds().length, leaders: n.leaderCounts()[n.config.cluster.node_id] ?? 0 };
+      case 'GET /api/stats':
+        return { node_id: n.config.cluster.node_id, requests: { ...n.requests, in_flight: n.inFlightRequests }, host: host.stats, transport: n.peerTransport.stats, engine: host.engine.stats(), memory: process.memoryUsage() };
+      case 'GET /api/cluster/nodes': {
+        const leaders = n.leaderCounts();
+        return {
+          node_id: n.config.cluster.node_id,
+          shard_count: n.shardMap.shardCount,
+          replication_factor: n.shardMap.replicationFactor,
+          nodes: n.members.map((m) => ({ node_id: m.nodeId, raft_id: m.raftId, peer_address: m.peerAddress, client_address: m.clientAddress, self: m.raftId === n.raftId, shards_led: leaders[m.nodeId] ?? 0 })),
+        };
+      }
+      case 'POST /api/storage/flush':
+        await host.engine.flush();
+        return { ok: true };
+      case 'POST /api/storage/compact':
+        await host.engine.compact();
+        return { ok: true };
+      case 'POST /api/storage/backup': {
+        const j = parseJson(body);
+        const p = (j as { path?: unknown } | null)?.path;
+        if (typeof p !== 'string' || p === '') throw new HttpError(400, 'INVALID_ARGUMENT', 'body must be {"path": "<directory>"}');
+        try {
+          const r = await host.engine.checkpoint(p);
+          return { ok: true, path: p, ...r };
+        } catch (err) {
+          throw new HttpError(400, 'BACKUP_FAILED', err instanceof Error ? err.message : String(err));
+        }
+      }
+    }
+    const known = ['/api/health', '/api/stats', '/api/cluster/nodes', '/api/storage/flush', '/api/storage/compact', '/api/storage/backup'];
+    if (known.includes(pathname.replace(/\/+$/, ''))) throw new HttpError(405, 'METHOD_NOT_ALLOWED', `${route.split(' ')[0]} is not allowed on ${pathname}`);
+    throw new HttpError(404, 'NOT_FOUND', `no route ${route}`);
+  }
+}
+
+function parseJson(body: string): unknown {
+  if (body.trim() === '') return null;
+  try {
+    return JSON.parse(body);
+  } catch (err) {
+    throw new HttpError(400, 'INVALID_JSON', `request body is not valid JSON: ${(err as Error).message}`);
+  }
+}
+
+function readBody(req: http.IncomingMessage): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on('data', (c: Buffer) => {
+      size += c.length;
+      if (size > MAX_BODY) {
+        reject(new HttpError(413, 'BODY_TOO_LARGE', `request body exceeds ${MAX_BODY} bytes`));
+        req.destroy();
+        return;
+      }
+      chunks.push(c);
+    });
+    req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+    req.on('error', reject);
+  });
+}
+
+function send(res: http.ServerResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
+  res.end(text);
+}
