@@ -1,0 +1,142 @@
+// Real cache-server child processes for the server tests, and a plain grpc-js client built
+// from proto/distcache.proto.
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import * as grpc from '@grpc/grpc-js';
+import { loadServices } from '../../src/server/proto.js';
+
+export const SERVER_JS = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../src/cli/cache-server.js');
+
+export async function freePorts(n: number): Promise<number[]> {
+  const servers: net.Server[] = [];
+  const ports: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const s = net.createServer();
+    await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()));
+    servers.push(s);
+    ports.push((s.address() as net.AddressInfo).port);
+  }
+  await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
+  return ports;
+}
+
+export function tmpDir(): string {
+  return mkdtempSync(path.join(os.tmpdir(), 'distcache-server-'));
+}
+
+export function rmDir(d: string): void {
+  rmSync(d, { recursive: true, force: true });
+}
+
+export interface ServerSpec {
+  args: string[];
+  env?: Record<string, string>;
+}
+
+export class ServerProc {
+  proc: ChildProcess | undefined;
+  out = '';
+  err = '';
+  readyLine = '';
+
+  constructor(readonly spec: ServerSpec) {}
+
+  /** Starts the process; resolves at the ready line, rejects if it exits first. */
+  start(timeoutMs = 15000): Promise<void> {
+    this.readyLine = '';
+    this.out = '';
+    this.err = '';
+    const p = spawn(process.execPath, [SERVER_JS, ...this.spec.args], { env: { ...process.env, ...this.spec.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    this.proc = p;
+    return new Promise<void>((resolve, reject) => {
+      const t = setTimeout(() => reject(new Error(`server not ready in ${timeoutMs} ms: ${this.out} ${this.err}`)), timeoutMs);
+      p.stdout!.on('data', (d: Buffer) => {
+        this.out += d.toString();
+        const line = this.out.split('\n').find((l) => l.includes(' ready in '));
+        if (line && !this.readyLine) {
+          this.readyLine = line;
+          clearTimeout(t);
+          resolve();
+        }
+      });
+      p.stderr!.on('data', (d: Buffer) => (this.err += d.toString()));
+      p.on('exit', (code) => {
+        clearTimeout(t);
+        reject(new Error(`server exited with ${code}: ${this.err}`));
+      });
+    }).then(() => {
+      this.readyLine = this.out.split('\n').find((l) => l.includes(' ready in ')) ?? '';
+    });
+  }
+
+  /** Runs to completion (for bad-config tests): exit code and output. */
+  static run(args: string[], env: Record<string, string> = {}): Promise<{ code: number | null; out: string; err: string }> {
+    return new Promise((resolve) => {
+      const p = spawn(process.execPath, [SERVER_JS, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+      let out = '';
+      let err = '';
+      p.stdout.on('data', (d: Buffer) => (out += d.toString()));
+      p.stderr.on('data', (d: Buffer) => (err += d.toString()));
+      p.on('exit', (code) => resolve({ code, out, err }));
+    });
+  }
+
+  get pid(): number | undefined {
+    return this.proc?.pid;
+  }
+
+  kill(signal: NodeJS.Signals = 'SIGKILL'): Promise<number | null> {
+    const p = this.proc;
+    if (!p || p.exitCode !== null || p.signalCode !== null) return Promise.resolve(p?.exitCode ?? null);
+    return new Promise((resolve) => {
+      p.once('exit', (code) => resolve(code));
+      process.kill(p.pid!, signal);
+    });
+  }
+}
+
+export type Call = (method: string, req: object, deadlineMs?: number) => Promise<Record<string, unknown>>;
+
+export interface KvClient {
+  call: Call;
+  raw: grpc.Client;
+  close(): void;
+}
+
+export function connect(address: string): KvClient {
+  const { keyValue } = loadServices();
+  const client = new keyValue(address, grpc.credentials.createInsecure(), { 'grpc.max_send_message_length': 64 << 20, 'grpc.max_receive_message_length': 64 << 20 });
+  const call: Call = (method, req, deadlineMs = 5000) =>
+    new Promise((resolve, reject) => {
+      const fn = (client as unknown as Record<string, (r: object, md: grpc.Metadata, o: grpc.CallOptions, cb: (e: grpc.ServiceError | null, r: Record<string, unknown>) => void) => void>)[method]!;
+      fn.call(client, req, new grpc.Metadata(), { deadline: Date.now() + deadlineMs }, (e, r) => (e ? reject(e) : resolve(r)));
+    });
+  return { call, raw: client, close: () => client.close() };
+}
+
+export function key(primary: string, secondary?: string): { primary: Buffer; secondary?: Buffer } {
+  return secondary === undefined ? { primary: Buffer.from(primary) } : { primary: Buffer.from(primary), secondary: Buffer.from(secondary) };
+}
+
+export async function eventually<T>(fn: () => Promise<T>, timeoutMs = 10000, stepMs = 100): Promise<T> {
+  const end = Date.now() + timeoutMs;
+  let last: unknown;
+  while (Date.now() < end) {
+    try {
+      return await fn();
+    } catch (err) {
+      last = err;
+      await new Promise((r) => setTimeout(r, stepMs));
+    }
+  }
+  throw last;
+}
+
+export async function http(port: number, method: string, p: string, body?: string): Promise<{ status: number; json: Record<string, unknown> }> {
+  const res = await fetch(`http://127.0.0.1:${port}${p}`, body === undefined ? { method } : { method, body, headers: { 'content-type': 'application/json' } });
+  return { status: res.status, json: (await res.json()) as Record<string, unknown> };
+}
