@@ -213,6 +213,11 @@ describe('client: 3-node cluster', function () {
       const scan = await c.rangeScan({ start: 'ck', end: 'cl', limit: 100 });
       expect(scan.map((i) => i.key.primary.toString())).to.deep.equal([...keys].sort());
       expect(await c.remove('ck2')).to.deep.equal({ found: true });
+      // every route pointed at one node: the shards it does not lead answer NOT_LEADER + leader-hint
+      const routes = (c as unknown as { shards: Array<{ leader: string }> }).shards;
+      for (const r of routes) r.leader = addrs[1]!;
+      for (const k of keys.slice(0, 10)) expect((await c.put(k, `h-${k}`)).version).to.be.greaterThan(0);
+      expect((await c.get('ck5')).value!.toString()).to.equal('h-ck5');
     } finally {
       c.close();
     }
