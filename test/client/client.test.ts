@@ -7,7 +7,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { expect } from 'chai';
 import { CacheClient, ClientError } from '../../src/client/index.js';
-import { ServerProc, freePorts, rmDir, tmpDir } from '../server/harness.js';
+import { ServerProc, freePorts, localCluster, rmDir, tmpDir } from '../server/harness.js';
 
 const CLI_JS = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../src/cli/cache-cli.js');
 
@@ -173,18 +173,11 @@ describe('client: 3-node cluster', function () {
   const addrs: string[] = [];
 
   before(async () => {
-    const ports = await freePorts(12);
-    const initial = ids.map((id, i) => `${id}=127.0.0.1:${ports[i * 4 + 1]}`).join(',');
-    ids.forEach((id, i) => {
-      const dir = tmpDir();
-      dirs.push(dir);
-      const [client, peer, httpPort, metrics] = ports.slice(i * 4, i * 4 + 4);
-      procs.push(new ServerProc({
-        args: ['--node-id', id, '--port', String(client), '--peer-port', String(peer), '--http-port', String(httpPort), '--metrics-port', String(metrics), '--data-dir', dir, '--initial-cluster', initial],
-        env: { DISTCACHE_CLUSTER_SHARD_COUNT: '16', DISTCACHE_SERVER_REQUEST_TIMEOUT_MS: '5000' },
-      }));
-      addrs.push(`127.0.0.1:${client}`);
-    });
+    for (const n of await localCluster(ids, 16)) {
+      dirs.push(n.dir);
+      procs.push(n.proc);
+      addrs.push(n.address);
+    }
     await Promise.all(procs.map((p) => p.start()));
   });
 

@@ -3,7 +3,7 @@
 // leader's client address, the survivors of a SIGKILL serve, and the restarted node catches up.
 import { expect } from 'chai';
 import * as grpc from '@grpc/grpc-js';
-import { ServerProc, connect, eventually, freePorts, key, rmDir, tmpDir, type KvClient } from './harness.js';
+import { ServerProc, connect, eventually, key, localCluster, rmDir, type KvClient } from './harness.js';
 
 const SHARDS = 32;
 
@@ -16,19 +16,12 @@ describe('server: 3-node cluster (child processes)', function () {
   const dirs: string[] = [];
 
   before(async () => {
-    const ports = await freePorts(12);
-    const initial = ids.map((id, i) => `${id}=127.0.0.1:${ports[i * 4 + 1]}`).join(',');
-    ids.forEach((id, i) => {
-      const dir = tmpDir();
-      dirs.push(dir);
-      const [client, peer, httpPort, metrics] = ports.slice(i * 4, i * 4 + 4);
-      procs.set(id, new ServerProc({
-        args: ['--node-id', id, '--port', String(client), '--peer-port', String(peer), '--http-port', String(httpPort), '--metrics-port', String(metrics), '--data-dir', dir, '--initial-cluster', initial],
-        env: { DISTCACHE_CLUSTER_SHARD_COUNT: String(SHARDS), DISTCACHE_SERVER_REQUEST_TIMEOUT_MS: '5000' },
-      }));
-      addrOf.set(id, `127.0.0.1:${client}`);
-      clients.set(`127.0.0.1:${client}`, connect(`127.0.0.1:${client}`));
-    });
+    for (const n of await localCluster(ids, SHARDS)) {
+      dirs.push(n.dir);
+      procs.set(n.id, n.proc);
+      addrOf.set(n.id, n.address);
+      clients.set(n.address, connect(n.address));
+    }
     await Promise.all([...procs.values()].map((p) => p.start()));
   });
 

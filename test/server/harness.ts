@@ -140,3 +140,27 @@ export async function http(port: number, method: string, p: string, body?: strin
   const res = await fetch(`http://127.0.0.1:${port}${p}`, body === undefined ? { method } : { method, body, headers: { 'content-type': 'application/json' } });
   return { status: res.status, json: (await res.json()) as Record<string, unknown> };
 }
+
+export interface ClusterNode {
+  id: string;
+  dir: string;
+  /** Client gRPC address, 127.0.0.1:port. */
+  address: string;
+  proc: ServerProc;
+}
+
+/** Specs (not yet started) for a cluster of `ids` on free local ports, bootstrapped with
+ *  --initial-cluster, each in its own temp data directory. */
+export async function localCluster(ids: readonly string[], shardCount: number): Promise<ClusterNode[]> {
+  const ports = await freePorts(ids.length * 4);
+  const initial = ids.map((id, i) => `${id}=127.0.0.1:${ports[i * 4 + 1]}`).join(',');
+  return ids.map((id, i) => {
+    const dir = tmpDir();
+    const [client, peer, httpPort, metrics] = ports.slice(i * 4, i * 4 + 4);
+    const proc = new ServerProc({
+      args: ['--node-id', id, '--port', String(client), '--peer-port', String(peer), '--http-port', String(httpPort), '--metrics-port', String(metrics), '--data-dir', dir, '--initial-cluster', initial],
+      env: { DISTCACHE_CLUSTER_SHARD_COUNT: String(shardCount), DISTCACHE_SERVER_REQUEST_TIMEOUT_MS: '5000' },
+    });
+    return { id, dir, address: `127.0.0.1:${client}`, proc };
+  });
+}
