@@ -41,6 +41,12 @@ export function hash64String(s: string, seed = 0n): bigint {
  *  `shardKeyPrefix` (keys.ts) and so does the exclusive end of the last shard's range. */
 export const MAX_SHARD_COUNT = 65535;
 
+/** The shard id of the cluster-metadata Raft group (members, placement): the last id the storage
+ *  prefix can hold, so user shard counts stop one short of MAX_SHARD_COUNT. */
+export const META_SHARD_ID = MAX_SHARD_COUNT - 1;
+/** Largest shard count a cluster may be configured with (ids below META_SHARD_ID). */
+export const MAX_DATA_SHARD_COUNT = META_SHARD_ID;
+
 function checkShardCount(shardCount: number): void {
   if (!Number.isSafeInteger(shardCount) || shardCount < 1 || shardCount > MAX_SHARD_COUNT) {
     throw invalidArgument(`shardCount must be an integer in 1..${MAX_SHARD_COUNT}, got ${shardCount}`);

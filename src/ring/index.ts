@@ -1,6 +1,6 @@
 // Public surface of src/ring: key -> shard (hash.ts), the storage key encoding (keys.ts),
 // shard -> replicas (ring.ts) and versioned placements (shard-map.ts). Pure; imports only util.
-export { initHashing, hash32, hash64, hash64String, shardOf, SHARD_HASH_SEED, MAX_SHARD_COUNT } from './hash.js';
+export { initHashing, hash32, hash64, hash64String, shardOf, SHARD_HASH_SEED, MAX_SHARD_COUNT, META_SHARD_ID, MAX_DATA_SHARD_COUNT } from './hash.js';
 export {
   encodeKey,
   decodeKey,

@@ -9,6 +9,7 @@
 //   POST /api/storage/backup    {"path": "..."}: engine checkpoint (hard links + manifest) at path
 import http from 'node:http';
 import type { CacheNode } from './node.js';
+import { META_SHARD_ID } from '../ring/index.js';
 
 const MAX_BODY = 64 * 1024;
 
@@ -64,7 +65,7 @@ export class AdminHttp {
     const host = n.store;
     switch (route) {
       case 'GET /api/health':
-        return { status: 'ok', node_id: n.config.cluster.node_id, uptime_s: Math.round((Date.now() - n.startedAt) / 1000), shards: host.shardIds().length, leaders: n.leaderCounts()[n.config.cluster.node_id] ?? 0 };
+        return { status: 'ok', node_id: n.config.cluster.node_id, uptime_s: Math.round((Date.now() - n.startedAt) / 1000), shards: host.shardIds().filter((s) => s !== META_SHARD_ID).length, leaders: n.leaderCounts()[n.config.cluster.node_id] ?? 0 };
       case 'GET /api/stats':
         return { node_id: n.config.cluster.node_id, requests: { ...n.requests, in_flight: n.inFlightRequests }, host: host.stats, transport: n.peerTransport.stats, engine: host.engine.stats(), memory: process.memoryUsage() };
       case 'GET /api/cluster/nodes': {

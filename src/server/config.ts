@@ -358,7 +358,7 @@ function buildSchema(): Record<string, Record<string, Leaf>> {
         doc: 'Replicas per shard. At most the number of members when they are known (single, bootstrap).',
       }),
       shard_count: leaf('cluster', 'shard_count', {
-        ...int(1, 65535), default: 1024,
+        ...int(1, 65534), default: 1024,
         doc: 'Number of shards keys are hashed into (xxhash of the primary key). Fixed for the life of a cluster.',
       }),
       vnodes_per_node: leaf('cluster', 'vnodes_per_node', { ...int(1, 4096), default: 128, doc: 'Virtual nodes per member on the consistent-hash ring. Must agree across the cluster.' }),

@@ -71,17 +71,27 @@ export class GrpcTransport implements Transport {
         });
       },
     });
-    for (const p of o.peers) {
-      if (p.raftId === o.self.raftId) continue;
-      const client = new raftTransport(p.peerAddress, grpc.credentials.createInsecure(), {
-        'grpc.max_send_message_length': MAX_MESSAGE_BYTES,
-        'grpc.initial_reconnect_backoff_ms': this.minBackoff,
-        'grpc.max_reconnect_backoff_ms': this.maxBackoff,
-        'grpc.keepalive_time_ms': 10_000,
-        'grpc.keepalive_timeout_ms': 5_000,
-      });
-      this.peers.set(p.raftId, { info: p, client, stream: undefined, failures: 0, retryAt: 0, reportedAt: 0 });
+    for (const p of o.peers) this.addPeer(p);
+  }
+
+  /** Adds a peer, or re-points one whose address changed (members come and go at run time). */
+  addPeer(p: PeerInfo): void {
+    if (p.raftId === this.o.self.raftId || this.closed) return;
+    const old = this.peers.get(p.raftId);
+    if (old && old.info.peerAddress === p.peerAddress) return;
+    if (old) {
+      old.stream?.end();
+      old.client.close();
     }
+    const { raftTransport } = loadServices();
+    const client = new raftTransport(p.peerAddress, grpc.credentials.createInsecure(), {
+      'grpc.max_send_message_length': MAX_MESSAGE_BYTES,
+      'grpc.initial_reconnect_backoff_ms': this.minBackoff,
+      'grpc.max_reconnect_backoff_ms': this.maxBackoff,
+      'grpc.keepalive_time_ms': 10_000,
+      'grpc.keepalive_timeout_ms': 5_000,
+    });
+    this.peers.set(p.raftId, { info: p, client, stream: undefined, failures: 0, retryAt: 0, reportedAt: 0 });
   }
 
   /** Binds the peer listener; resolves with the bound port. */

@@ -8,14 +8,22 @@
 // stop() is the graceful shutdown: stop accepting, let in-flight calls finish (bounded), close
 // the host (transport, Raft log, engine).
 //
-// Node ids: the Raft core uses positive integers; a member's raft id is its 1-based position in
-// the sorted member ids, identical on every node that has the same member list.
+// Node ids: the Raft core uses positive integers; a founding member's raft id is its 1-based
+// position in the sorted founding member ids, identical on every founder. Nodes admitted later
+// get the next unused id from the cluster metadata.
+//
+// Members and shard placement come from the cluster-metadata Raft group (src/cluster): until it
+// is bootstrapped, the founders route with the placement they all compute from the static
+// configuration, which is exactly what the first metadata leader writes.
 import { mkdir } from 'node:fs/promises';
 import * as grpc from '@grpc/grpc-js';
 import { decodeStoredValue } from '../store/apply.js';
 import { type CommandResult, type Op, type OpResult } from '../store/commands.js';
 import { MultiRaftHost, StoreError } from '../store/host.js';
-import { HashRing, type ShardMap, SHARD_PREFIX_BYTES, computeShardMap, decodeKey, encodeKey, initHashing, shardKeyPrefix, shardKeyRange, shardOf } from '../ring/index.js';
+import { HashRing, META_SHARD_ID, type ShardMap, SHARD_PREFIX_BYTES, computeShardMap, decodeKey, encodeKey, initHashing, shardKeyPrefix, shardKeyRange, shardOf } from '../ring/index.js';
+import { MetaManager, type MetaView } from '../cluster/meta-manager.js';
+import { type ClusterRecord, MAX_META_VOTERS, META_FORMAT_V1, liveMembers, placementFromShardMap, shardMapFromPlacement } from '../cluster/meta-state.js';
+import { ClusterController } from '../cluster/controller.js';
 import { KvError } from '../util/errors.js';
 import type { NodeConfig } from './config.js';
 import { AdminHttp } from './admin-http.js';
@@ -43,9 +51,15 @@ const DEFAULT_SCAN_LIMIT = 1000;
 const SHUTDOWN_GRACE_MS = 5000;
 
 export class CacheNode {
-  readonly members: MemberInfo[];
   readonly raftId: number;
-  readonly shardMap: ShardMap;
+  private members_: MemberInfo[];
+  private shardMap_: ShardMap;
+  /** the static bootstrap records (founders compute identical ones) */
+  private readonly initialCluster: ClusterRecord;
+  /** client addresses learned from peers' Raft batches, by raft id */
+  private readonly learnedClientAddress = new Map<number, string>();
+  private meta!: MetaManager;
+  private controller: ClusterController | undefined;
   private host!: MultiRaftHost;
   private transport!: GrpcTransport;
   private readonly server = new grpc.Server({ 'grpc.max_receive_message_length': MAX_REQUEST_BYTES, 'grpc.max_send_message_length': MAX_REQUEST_BYTES });
@@ -63,22 +77,64 @@ export class CacheNode {
     private readonly opts: CacheNodeOptions,
   ) {
     const ids = Object.keys(config.cluster.members).sort();
-    this.members = ids.map((id, i) => {
-      const ep = config.cluster.members[id]!;
-      const m: MemberInfo = { nodeId: id, raftId: i + 1, peerAddress: `${ep.host}:${ep.port}`, clientAddress: '' };
-      this.byRaftId.set(m.raftId, m);
-      return m;
-    });
-    const me = this.members.find((m) => m.nodeId === config.cluster.node_id);
-    if (!me) throw new KvError('INVALID_ARGUMENT', `cluster.node_id ${config.cluster.node_id} is not a member of ${ids.join(', ')}`);
-    me.clientAddress = config.cluster.advertise_client_address;
-    this.raftId = me.raftId;
+    const me = ids.indexOf(config.cluster.node_id);
+    if (me < 0) throw new KvError('INVALID_ARGUMENT', `cluster.node_id ${config.cluster.node_id} is not a member of ${ids.join(', ')}`);
+    this.raftId = me + 1;
     const ring = HashRing.create(ids, { replicationFactor: config.cluster.replication_factor, vnodesPerNode: config.cluster.vnodes_per_node });
-    this.shardMap = computeShardMap(ring, config.cluster.shard_count, 1);
+    this.shardMap_ = computeShardMap(ring, config.cluster.shard_count, 1);
+    this.initialCluster = {
+      format: META_FORMAT_V1,
+      clusterId: ids.join(','),
+      shardCount: config.cluster.shard_count,
+      replicationFactor: config.cluster.replication_factor,
+      vnodesPerNode: config.cluster.vnodes_per_node,
+      nextRaftId: ids.length + 1,
+      members: ids.map((id, i) => {
+        const ep = config.cluster.members[id]!;
+        return { nodeId: id, raftId: i + 1, peerAddress: `${ep.host}:${ep.port}`, clientAddress: id === config.cluster.node_id ? config.cluster.advertise_client_address : '', state: 'up' as const };
+      }),
+    };
+    this.members_ = [];
+    this.adoptMembers(this.initialCluster);
     const slots = opts.interceptors ?? {};
     this.pipeline = new Pipeline(
       DEFAULT_ORDER.map((name) => (name === 'validation' ? validationInterceptor(() => this.shardMap.shardCount) : (slots[name] ?? passThrough(name)))),
     );
+  }
+
+  /** Members of the cluster (this node's applied view of the metadata group). */
+  get members(): readonly MemberInfo[] {
+    return this.members_;
+  }
+
+  /** Shard placement (this node's applied view of the metadata group). */
+  get shardMap(): ShardMap {
+    return this.shardMap_;
+  }
+
+  /** The metadata view, once the metadata group has been bootstrapped. */
+  get metadata(): MetaView | undefined {
+    return this.meta?.current;
+  }
+
+  /** Rebuilds the member table from a cluster record. A peer address from this node's own
+   *  cluster.initial_cluster wins over the recorded one: it is how THIS node reaches that peer
+   *  (proxies, NAT), which may differ from what the peer advertised to others. */
+  private adoptMembers(c: ClusterRecord): void {
+    const local = this.config.cluster.members;
+    this.members_ = liveMembers(c).map((m) => {
+      const ep = local[m.nodeId];
+      const clientAddress = m.raftId === this.raftId ? this.config.cluster.advertise_client_address.replace(/:0$/, `:${this.ports.client}`) : (this.learnedClientAddress.get(m.raftId) ?? m.clientAddress);
+      return { nodeId: m.nodeId, raftId: m.raftId, peerAddress: ep ? `${ep.host}:${ep.port}` : m.peerAddress, clientAddress };
+    });
+    this.byRaftId.clear();
+    for (const m of this.members_) this.byRaftId.set(m.raftId, m);
+    for (const m of this.members_) if (m.raftId !== this.raftId) this.transport?.addPeer({ nodeId: m.nodeId, raftId: m.raftId, peerAddress: m.peerAddress });
+  }
+
+  private onMetadata(v: MetaView): void {
+    this.adoptMembers(v.cluster);
+    this.shardMap_ = shardMapFromPlacement(v.placement, v.cluster);
   }
 
   /** Opens the store, creates the shard replicas and starts every listener. */
@@ -100,6 +156,7 @@ export class CacheNode {
       peers: this.members.map((m) => ({ nodeId: m.nodeId, raftId: m.raftId, peerAddress: m.peerAddress })),
       bind: hostPort(c.server.listen_address, c.server.peer_port),
       onPeerClientAddress: (raftId, _nodeId, addr) => {
+        this.learnedClientAddress.set(raftId, addr);
         const m = this.byRaftId.get(raftId);
         if (m) m.clientAddress = addr;
       },
@@ -113,10 +170,22 @@ export class CacheNode {
       lsm: { memtableBytes: c.storage.memtable_size_mb * 1024 * 1024, compression: c.storage.enable_compression, blockCacheBytes: c.storage.block_cache_mb * 1024 * 1024 },
       raftLog: { sync: c.storage.sync_policy },
     });
-    const mine = this.shardMap.shards.filter((s) => s.replicas.includes(c.cluster.node_id));
-    await this.host.addShards(mine.map((s) => ({ shardId: s.shardId, replicas: s.replicas.map((r) => this.raftIdOf(r)) })));
+    // The metadata group: on up to MAX_META_VOTERS founders (lowest raft ids), founder 1 leads.
+    const metaVoters = this.initialCluster.members.map((m) => m.raftId).slice(0, MAX_META_VOTERS);
+    const shards = this.shardMap.shards.filter((s) => s.replicas.includes(c.cluster.node_id)).map((s) => ({ shardId: s.shardId, replicas: s.replicas.map((r) => this.raftIdOf(r)), leader: s.leaderHint === c.cluster.node_id }));
+    if (metaVoters.includes(this.raftId)) shards.push({ shardId: META_SHARD_ID, replicas: metaVoters, leader: this.raftId === metaVoters[0] });
+    await this.host.addShards(shards.map(({ shardId, replicas }) => ({ shardId, replicas })));
+    this.meta = new MetaManager(this.host);
+    if (this.meta.current) this.onMetadata(this.meta.current);
+    this.meta.onChange((v) => this.onMetadata(v));
     // Preferred leaders campaign right away (no election timeout to wait for at start-up).
-    for (const s of mine) if (s.leaderHint === c.cluster.node_id && !this.host.isLeader(s.shardId)) this.host.campaign(s.shardId);
+    for (const s of shards) if (s.leader && !this.host.isLeader(s.shardId)) this.host.campaign(s.shardId);
+    if (!this.meta.current) {
+      this.meta.bootstrap({ cluster: this.initialCluster, placement: placementFromShardMap(this.shardMap) }, 24 * 3600_000).catch((err: unknown) => {
+        if (!this.stopping) this.log(`cluster metadata bootstrap failed: ${(err as Error).message}`);
+      });
+    }
+    this.controller = new ClusterController({ host: this.host, meta: this.meta, raftId: this.raftId, clientAddressOf: (raftId) => this.byRaftId.get(raftId)?.clientAddress ?? '', log: (l) => this.log(l) });
 
     this.server.addService(this.keyValueService(), this.handlers());
     this.ports.client = await new Promise<number>((resolve, reject) =>
@@ -124,6 +193,7 @@ export class CacheNode {
     );
     const me = this.byRaftId.get(this.raftId)!;
     if (c.server.listen_port === 0) me.clientAddress = replacePort(me.clientAddress, this.ports.client);
+    this.controller?.start();
     this.admin = new AdminHttp(this);
     this.ports.http = await this.admin.listen(c.server.listen_address, c.server.http_port);
   }
@@ -393,6 +463,7 @@ export class CacheNode {
     const out: Record<string, number> = {};
     for (const m of this.members) out[m.nodeId] = 0;
     for (const s of this.host.shardIds()) {
+      if (s === META_SHARD_ID) continue;
       const m = this.byRaftId.get(this.host.leaderOf(s));
       if (m) out[m.nodeId] = (out[m.nodeId] ?? 0) + 1;
     }
@@ -404,6 +475,8 @@ export class CacheNode {
   /** Graceful: stop accepting, let in-flight requests finish (bounded), close everything. */
   stop(): Promise<void> {
     this.stopping ??= (async () => {
+      this.controller?.stop();
+      this.meta?.close();
       await this.admin?.close();
       await new Promise<void>((resolve) => {
         const t = setTimeout(() => {

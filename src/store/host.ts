@@ -446,6 +446,13 @@ export class MultiRaftHost {
     this.dirty.add(g);
   }
 
+  /** Called after each engine write of applied entries with the shards whose applied index moved
+   *  (the node watches the cluster-metadata group this way). Listeners must not throw. */
+  onApplied(listener: (shardIds: number[]) => void): void {
+    this.appliedListeners.push(listener);
+  }
+  private readonly appliedListeners: Array<(shardIds: number[]) => void> = [];
+
   private outboxes = new Map<number, GroupMessage[]>();
   private outbox(node: number): GroupMessage[] {
     let b = this.outboxes.get(node);
@@ -656,6 +663,16 @@ export class MultiRaftHost {
     if (!ab.empty) {
       await ab.commit();
       this.stats.applyWrites++;
+      if (this.appliedListeners.length > 0) {
+        const moved = readies.filter(([, rd]) => rd.committedEntries.length > 0 || rd.snapshot !== undefined).map(([g]) => g.shardId);
+        for (const l of this.appliedListeners) {
+          try {
+            l(moved);
+          } catch (err) {
+            console.error(`node ${this.nodeId}: onApplied listener failed:`, err);
+          }
+        }
+      }
     }
     for (const { seq, result } of done) {
       const p = this.pending.get(seq);

@@ -234,7 +234,7 @@ describe('server/config', () => {
     });
 
     it('other ranges', () => {
-      rejects('cluster: { shard_count: 0 }', 'cluster.shard_count', /1\.\.65535, got 0/);
+      rejects('cluster: { shard_count: 0 }', 'cluster.shard_count', /1\.\.65534, got 0/);
       rejects('server: { request_timeout_ms: 0 }', 'server.request_timeout_ms', /1\.\.3600000, got 0/);
       rejects('storage: { sync_policy: sometimes }', 'storage.sync_policy', /one of "always", "batch", "off", got "sometimes"/);
     });

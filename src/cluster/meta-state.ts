@@ -1,0 +1,103 @@
+// The cluster metadata kept in its own Raft group (shard META_SHARD_ID): who the members are and
+// where every shard's replicas live. Pure data + codec; meta-manager.ts reads and writes it
+// through the multi-Raft store like any other shard's keys.
+//
+// Two records, each one key of the metadata shard, each updated as a whole with
+// putIfVersionMatch (compare-and-set on the entry version), so concurrent writers (a join racing
+// a rebalance step) cannot lose each other's change:
+//   "cluster"   -> ClusterRecord  (cluster id, fixed parameters, members, next raft id)
+//   "placement" -> PlacementRecord (epoch + per-shard replica list and preferred leader)
+// Values are JSON with a format number: small (a few dozen bytes per member and per shard),
+// readable with cache-cli, and easy to evolve. Layout: src/cluster/FORMAT.md.
+import { encodeKey, type ShardMap } from '../ring/index.js';
+import { KvError } from '../util/errors.js';
+
+export const META_FORMAT_V1 = 1;
+export const CLUSTER_KEY = encodeKey(Buffer.from('cluster'));
+export const PLACEMENT_KEY = encodeKey(Buffer.from('placement'));
+
+/** up: serving; joining: admitted, replicas on the way; draining: replicas moving away;
+ *  removed: gone for good (its raft id is never reused). suspect/down are observed, not stored. */
+export type MemberState = 'up' | 'joining' | 'draining' | 'removed';
+
+export interface MetaMember {
+  nodeId: string;
+  /** the id the Raft groups use; assigned once, never reused */
+  raftId: number;
+  /** host:port other nodes dial for Raft traffic (advertised) */
+  peerAddress: string;
+  /** host:port clients dial (advertised); '' until known */
+  clientAddress: string;
+  state: MemberState;
+}
+
+export interface ClusterRecord {
+  format: number;
+  clusterId: string;
+  shardCount: number;
+  replicationFactor: number;
+  vnodesPerNode: number;
+  nextRaftId: number;
+  members: MetaMember[];
+}
+
+export interface PlacementRecord {
+  format: number;
+  epoch: number;
+  /** index = shard id */
+  shards: Array<{ replicas: string[]; leaderHint: string }>;
+}
+
+export function encodeRecord(r: ClusterRecord | PlacementRecord): Buffer {
+  return Buffer.from(JSON.stringify(r));
+}
+
+export function decodeCluster(buf: Uint8Array): ClusterRecord {
+  const r = parse(buf, 'cluster') as ClusterRecord;
+  if (!Array.isArray(r.members) || typeof r.shardCount !== 'number' || typeof r.nextRaftId !== 'number') throw corrupt('cluster', 'missing fields');
+  return r;
+}
+
+export function decodePlacement(buf: Uint8Array): PlacementRecord {
+  const r = parse(buf, 'placement') as PlacementRecord;
+  if (!Array.isArray(r.shards) || typeof r.epoch !== 'number') throw corrupt('placement', 'missing fields');
+  return r;
+}
+
+function parse(buf: Uint8Array, what: string): { format?: unknown } {
+  let r: { format?: unknown };
+  try {
+    r = JSON.parse(Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength).toString('utf8')) as { format?: unknown };
+  } catch (err) {
+    throw corrupt(what, (err as Error).message);
+  }
+  if (r.format !== META_FORMAT_V1) throw corrupt(what, `unknown format ${String(r.format)}`);
+  return r;
+}
+
+function corrupt(what: string, why: string): KvError {
+  return new KvError('CORRUPTION', `cluster metadata record "${what}": ${why}`);
+}
+
+export function placementFromShardMap(m: ShardMap): PlacementRecord {
+  return { format: META_FORMAT_V1, epoch: m.epoch, shards: m.shards.map((s) => ({ replicas: [...s.replicas], leaderHint: s.leaderHint })) };
+}
+
+export function shardMapFromPlacement(p: PlacementRecord, c: ClusterRecord): ShardMap {
+  return {
+    epoch: p.epoch,
+    shardCount: p.shards.length,
+    replicationFactor: c.replicationFactor,
+    vnodesPerNode: c.vnodesPerNode,
+    members: liveMembers(c).map((m) => m.nodeId).sort(),
+    shards: p.shards.map((s, shardId) => ({ shardId, replicas: [...s.replicas], leaderHint: s.leaderHint })),
+  };
+}
+
+/** Members that take part in the cluster (not removed). */
+export function liveMembers(c: ClusterRecord): MetaMember[] {
+  return c.members.filter((m) => m.state !== 'removed');
+}
+
+/** The metadata group's voters: up to five of the founding members (the lowest raft ids). */
+export const MAX_META_VOTERS = 5;
