@@ -222,6 +222,18 @@ export class ApplyBatch {
   }
 
   /** Replaces the shard's whole key range with snapshot data (see buildSnapshotData). */
+  /** Deletes every key of a shard and its applied index (the replica left the shard's group). */
+  destroyShard(shardId: number): void {
+    const range = shardKeyRange(shardId);
+    const it = this.engine.iterator({ gte: range.gte, lt: range.lt });
+    try {
+      for (let e = it.next(); e; e = it.next()) this.del(e[0]);
+    } finally {
+      it.close();
+    }
+    this.del(appliedKey(shardId));
+  }
+
   applySnapshot(shardId: number, index: number, data: Uint8Array): void {
     const range = shardKeyRange(shardId);
     const it = this.engine.iterator({ gte: range.gte, lt: range.lt });

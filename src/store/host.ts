@@ -32,6 +32,7 @@ import path from 'node:path';
 import { LsmEngine } from '../lsm/db.js';
 import type { LsmOptions } from '../lsm/types.js';
 import {
+  type ConfChange,
   type ConfState,
   type Message,
   type Ready,
@@ -90,6 +91,21 @@ export interface HostOptions {
   seed?: number;
   lsm?: LsmOptions;
   raftLog?: RaftLogOptions;
+  /** Whether a message for a group this node has no replica of may create one (a leader added
+   *  this node to the group). Default: never. */
+  mayCreateReplica?: (shardId: number) => boolean;
+}
+
+/** What the rebalancer needs to know about a local replica. */
+export interface ReplicaStatus {
+  role: StateRole;
+  lead: number;
+  term: number;
+  commit: number;
+  applied: number;
+  confState: ConfState;
+  /** leader only: replication progress per member */
+  progress: Map<number, { match: number; isLearner: boolean; recentActive: boolean }>;
 }
 
 interface Pending {
@@ -126,6 +142,8 @@ interface Group {
   quiescedAt: number;
   idleTicks: number;
   lastIndexSeen: number;
+  /** a membership change proposed here, waiting for its entry to apply */
+  confWait: { resolve: (c: ConfState) => void; reject: (e: Error) => void; deadline: number; afterIndex: number } | undefined;
 }
 
 const QUIESCE = 1;
@@ -146,9 +164,10 @@ export class MultiRaftHost {
   private scheduled = false;
   private fatal: unknown;
   private readonly peerHeard = new Map<number, number>();
+  private readonly peerHeardAt = new Map<number, number>();
   private readonly rng: Rng;
-  private readonly o: Required<Omit<HostOptions, 'lsm' | 'raftLog' | 'seed' | 'transport' | 'nodeId' | 'dataDir'>>;
-  readonly stats = { turns: 0, logWrites: 0, entriesProposed: 0, commandsProposed: 0, applyWrites: 0, messagesSent: 0, sends: 0, snapshotsCreated: 0, snapshotsApplied: 0, ticks: 0 };
+  private readonly o: Required<Omit<HostOptions, 'lsm' | 'raftLog' | 'seed' | 'transport' | 'nodeId' | 'dataDir' | 'mayCreateReplica'>>;
+  readonly stats = { turns: 0, logWrites: 0, entriesProposed: 0, commandsProposed: 0, applyWrites: 0, messagesSent: 0, sends: 0, snapshotsCreated: 0, snapshotsApplied: 0, ticks: 0, replicasCreated: 0, replicasDestroyed: 0 };
 
   private constructor(
     private readonly opts: HostOptions,
@@ -232,6 +251,7 @@ export class MultiRaftHost {
       quiescedAt: 0,
       idleTicks: 0,
       lastIndexSeen: 0,
+      confWait: undefined,
     };
     this.groups.set(groupId, g);
     this.dirty.add(g);
@@ -284,6 +304,62 @@ export class MultiRaftHost {
     const g = this.group(shardId);
     this.wake(g);
     g.node.campaign();
+    this.dirty.add(g);
+    this.kick();
+  }
+
+  /** Whether this node holds a replica of the shard. */
+  hasReplica(shardId: number): boolean {
+    return this.groups.has(shardId + 1);
+  }
+
+  /** Milliseconds since a message from `node` last arrived (Infinity: never). */
+  sinceHeardMs(node: number): number {
+    const t = this.peerHeardAt.get(node);
+    return t === undefined ? Number.POSITIVE_INFINITY : Date.now() - t;
+  }
+
+  replicaStatus(shardId: number): ReplicaStatus {
+    const g = this.group(shardId);
+    const r = g.node.raft;
+    const progress = new Map<number, { match: number; isLearner: boolean; recentActive: boolean }>();
+    if (r.role === StateRole.Leader) for (const [id, pr] of r.tracker.progress) progress.set(id, { match: pr.match, isLearner: pr.isLearner, recentActive: pr.recentActive });
+    return { role: r.role, lead: r.lead, term: r.term, commit: r.log.committed, applied: g.applied, confState: cloneConfState(g.confState), progress };
+  }
+
+  /**
+   * Proposes a membership change of a shard's group (leader only); resolves with the new
+   * configuration once the change is applied here. One change at a time per group.
+   */
+  changeReplicas(shardId: number, cc: ConfChange): Promise<ConfState> {
+    try {
+      this.checkOpen();
+      const g = this.group(shardId);
+      const r = g.node.raft;
+      if (r.role !== StateRole.Leader) return Promise.reject(new StoreError('NOT_LEADER', `node ${this.nodeId} does not lead shard ${shardId}`, r.lead));
+      if (g.confWait) return Promise.reject(new StoreError('UNAVAILABLE', `shard ${shardId}: a membership change is already in progress`));
+      this.wake(g);
+      const afterIndex = r.log.lastIndex();
+      try {
+        g.node.proposeConfChange(cc);
+      } catch (err) {
+        return Promise.reject(isRaftError(err, 'PROPOSAL_DROPPED') ? new StoreError('UNAVAILABLE', `shard ${shardId}: membership change refused: ${(err as Error).message}`, r.lead) : err);
+      }
+      this.dirty.add(g);
+      this.kick();
+      return new Promise((resolve, reject) => {
+        g.confWait = { resolve, reject, deadline: Date.now() + this.o.requestTimeoutMs, afterIndex };
+      });
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
+  /** Asks the shard's leader (this replica) to hand leadership to `to`. */
+  transferLeader(shardId: number, to: number): void {
+    const g = this.group(shardId);
+    this.wake(g);
+    g.node.transferLeader(to);
     this.dirty.add(g);
     this.kick();
   }
@@ -370,6 +446,10 @@ export class MultiRaftHost {
       }
     }
     for (const g of this.groups.values()) {
+      if (g.confWait && g.confWait.deadline <= now) {
+        g.confWait.reject(new StoreError('TIMEOUT', `membership change of shard ${g.shardId} not applied in ${this.o.requestTimeoutMs} ms`));
+        g.confWait = undefined;
+      }
       if (g.readCtx.size === 0 && g.readWait.length === 0) continue;
       for (const [ctx, reads] of g.readCtx) {
         const live = reads.filter((r) => r.deadline > now);
@@ -463,13 +543,14 @@ export class MultiRaftHost {
   private receive(from: number, batch: GroupMessage[]): void {
     if (this.closed) return;
     this.peerHeard.set(from, this.ticks);
+    this.peerHeardAt.set(from, Date.now());
     for (const { groupId, message } of batch) {
       if (groupId === 0) {
         this.hostMessage(from, message);
         continue;
       }
-      const g = this.groups.get(groupId);
-      if (!g) continue; // TODO: create replicas on demand (membership changes)
+      const g = this.groups.get(groupId) ?? this.maybeCreateReplica(groupId, message);
+      if (!g) continue;
       this.wake(g);
       try {
         g.node.step(message);
@@ -479,6 +560,18 @@ export class MultiRaftHost {
       this.dirty.add(g);
     }
     this.kick();
+  }
+
+  /** A leader talks to this node about a group it has no replica of: it was added to the group
+   *  (as a learner). Create an empty replica — Raft fills it with a snapshot and the log — but
+   *  only for messages only a leader sends, and only where the placement says it belongs. */
+  private maybeCreateReplica(groupId: number, m: Message): Group | undefined {
+    if (m.type !== MessageType.App && m.type !== MessageType.Heartbeat && m.type !== MessageType.Snap) return undefined;
+    const shardId = groupId - 1;
+    if (shardId < 0 || shardId >= MAX_SHARD_COUNT || !this.opts.mayCreateReplica?.(shardId)) return undefined;
+    if (this.destroying.has(groupId)) return undefined;
+    this.stats.replicasCreated++;
+    return this.startGroup(groupId);
   }
 
   private hostMessage(from: number, m: Message): void {
@@ -638,6 +731,8 @@ export class MultiRaftHost {
     const ab = new ApplyBatch(this.engine);
     const done: Array<{ seq: number; result: CommandResult }> = [];
     const compact: Group[] = [];
+    const removed: Group[] = [];
+    const confDone: Group[] = [];
     for (const [g, rd] of readies) {
       if (rd.snapshot && rd.snapshot.metadata.index > g.applied) {
         ab.applySnapshot(g.shardId, rd.snapshot.metadata.index, rd.snapshot.data);
@@ -651,6 +746,8 @@ export class MultiRaftHost {
           if (e.index <= g.applied) continue;
           if (e.type === EntryType.ConfChange) {
             g.confState = g.node.applyConfChange(decodeConfChange(e.data));
+            if (g.confWait && e.index > g.confWait.afterIndex) confDone.push(g);
+            if (!isMember(g.confState, this.nodeId)) removed.push(g);
           } else {
             for (const { cmd, result } of ab.applyEntry(g.shardId, e.index, e.data)) if (cmd.proposer === this.nodeId) done.push({ seq: cmd.seq, result });
           }
@@ -692,12 +789,45 @@ export class MultiRaftHost {
       if (rd.softState && rd.softState.role !== StateRole.Leader) this.dropPending(g);
       if (g.node.hasReady()) this.dirty.add(g);
     }
-    // 6. log compaction behind the applied state
+    // membership changes resolve after advance(): Raft accepts the next one only then
+    for (const g of confDone) {
+      g.confWait?.resolve(cloneConfState(g.confState));
+      g.confWait = undefined;
+    }
+    // 6. replicas removed from their group: destroy them (after advance, so nothing is pending)
+    for (const g of removed) if (!isMember(g.confState, this.nodeId)) await this.destroyReplica(g);
+    // 7. log compaction behind the applied state
     for (const g of compact) {
+      if (!this.groups.has(g.groupId)) continue;
       const data = buildSnapshotData(this.engine, g.shardId, g.applied);
       await this.log.createSnapshot(g.groupId, g.applied, g.confState, data);
       g.snapIndex = g.applied;
       this.stats.snapshotsCreated++;
+    }
+  }
+
+  private readonly destroying = new Set<number>();
+
+  /** Forgets a replica this node no longer belongs to: its Raft state and its shard's data. */
+  private async destroyReplica(g: Group): Promise<void> {
+    if (this.groups.get(g.groupId) !== g) return;
+    this.destroying.add(g.groupId);
+    try {
+      this.groups.delete(g.groupId);
+      this.dirty.delete(g);
+      const err = new StoreError('NOT_LEADER', `node ${this.nodeId} no longer has a replica of shard ${g.shardId}`, g.node.raft.lead);
+      this.dropPending(g, err);
+      for (const r of g.reads) r.reject(err);
+      for (const rs of g.readCtx.values()) for (const r of rs) r.reject(err);
+      for (const w of g.readWait) for (const r of w.reads) r.reject(err);
+      g.confWait?.reject(err);
+      await this.log.removeGroup(g.groupId);
+      const ab = new ApplyBatch(this.engine);
+      ab.destroyShard(g.shardId);
+      await ab.commit();
+      this.stats.replicasDestroyed++;
+    } finally {
+      this.destroying.delete(g.groupId);
     }
   }
 
@@ -740,11 +870,11 @@ export class MultiRaftHost {
   }
 
   /** Leadership lost: the outcome of accepted-but-unapplied proposals is unknown. */
-  private dropPending(g: Group): void {
+  private dropPending(g: Group, err?: StoreError): void {
     for (const [seq, p] of this.pending) {
       if (p.group !== g) continue;
       this.pending.delete(seq);
-      p.reject(new StoreError('PROPOSAL_DROPPED', `node ${this.nodeId} lost leadership of shard ${g.shardId}; the command may or may not be applied`, g.node.raft.lead));
+      p.reject(err ?? new StoreError('PROPOSAL_DROPPED', `node ${this.nodeId} lost leadership of shard ${g.shardId}; the command may or may not be applied`, g.node.raft.lead));
     }
   }
 
@@ -770,4 +900,8 @@ export class MultiRaftHost {
     await this.log.close();
     await this.engine.close();
   }
+}
+
+function isMember(c: ConfState, id: number): boolean {
+  return c.voters.includes(id) || c.learners.includes(id) || c.votersOutgoing.includes(id) || c.learnersNext.includes(id);
 }

@@ -40,6 +40,8 @@ export enum RecordType {
   InstallSnapshot = 3,
   /** a snapshot the application took: entries <= index are compacted */
   CreateSnapshot = 4,
+  /** the replica was removed from its group: forget the group (a later record may recreate it) */
+  RemoveGroup = 5,
 }
 
 export interface RaftLogOptions {
@@ -230,7 +232,7 @@ export class RaftLogStore {
     };
     const walOpts: Parameters<typeof Wal.open>[1] = {
       sync: options.sync ?? 'always',
-      onRecord: (rec, seg, off) => replayRecord(rec, seg, off, get),
+      onRecord: (rec, seg, off) => replayRecord(rec, seg, off, get, (id) => groups.delete(id)),
     };
     if (options.segmentBytes !== undefined) walOpts.segmentBytes = options.segmentBytes;
     if (options.batchDelayMs !== undefined) walOpts.batchDelayMs = options.batchDelayMs;
@@ -287,6 +289,18 @@ export class RaftLogStore {
     await p;
     g.applyCreate(s, seg);
     return s;
+  }
+
+  /**
+   * Durably forgets a group (its replica on this node was removed from the group). Its entries
+   * in old segments become garbage for gc().
+   */
+  async removeGroup(groupId: number): Promise<void> {
+    if (!this.groups.has(groupId)) return;
+    const w = new BufWriter(16);
+    header(w, RecordType.RemoveGroup, groupId);
+    await this.wal.append(w.finish(), { sync: true, owned: true });
+    this.groups.delete(groupId);
   }
 
   /**
@@ -393,7 +407,7 @@ function readIds(r: BufReader): number[] {
   return out;
 }
 
-function replayRecord(rec: Buffer, seg: number, off: number, get: (id: number) => GroupLog): void {
+function replayRecord(rec: Buffer, seg: number, off: number, get: (id: number) => GroupLog, drop: (id: number) => void): void {
   const file = segmentFileName(seg);
   try {
     const r = new BufReader(rec);
@@ -430,6 +444,9 @@ function replayRecord(rec: Buffer, seg: number, off: number, get: (id: number) =
         else get(groupId).applyCreate(s, seg);
         return;
       }
+      case RecordType.RemoveGroup:
+        drop(groupId);
+        return;
       default:
         return; // readers skip unknown types
     }
