@@ -60,9 +60,10 @@ async function main(): Promise<void> {
   try {
     node = await CacheNode.start(config);
   } catch (err) {
-    if (err instanceof KvError && err.code === 'INVALID_ARGUMENT') {
-      process.stderr.write(`cache-server: ${err.message}\n`);
-      process.exit(2);
+    if (err instanceof KvError) {
+      // configuration-like refusals (bad id, id taken, wrong data dir) exit 2, like a bad config
+      process.stderr.write(`cache-server: ${err.code}: ${err.message}\n`);
+      process.exit(err.code === 'INVALID_ARGUMENT' || err.code === 'ALREADY_EXISTS' ? 2 : 1);
     }
     const e = err as NodeJS.ErrnoException;
     process.stderr.write(`cache-server: failed to start: ${e.code === 'EADDRINUSE' ? `address in use (${e.message})` : (e.stack ?? String(e))}\n`);
@@ -71,7 +72,7 @@ async function main(): Promise<void> {
   const host = config.server.listen_address;
   process.stdout.write(
     `distcache node ${config.cluster.node_id} ready in ${Date.now() - t0} ms: client ${host}:${node.ports.client} peer ${host}:${node.ports.peer} http ${host}:${node.ports.http}` +
-      ` (mode ${config.cluster.mode}, ${config.cluster.shard_count} shards, ${node.store.shardIds().length} local, rf ${config.cluster.replication_factor}, data ${config.server.data_directory}, pid ${process.pid})\n`,
+      ` (mode ${config.cluster.mode}, ${node.shardMap.shardCount} shards, ${node.store.shardIds().length} local, rf ${config.cluster.replication_factor}, data ${config.server.data_directory}, pid ${process.pid})\n`,
   );
   let stopping = false;
   const shutdown = (sig: string): void => {

@@ -1,18 +1,32 @@
-// ClusterController: the background work only the leader of the metadata group does, once per
-// interval. Every node runs one; all but the metadata leader skip every round.
+// ClusterController: the periodic cluster work of one node.
 //
-// Today: records the client addresses members advertise (learned from their Raft traffic) in the
-// cluster record, so any node can tell clients where every member serves.
+// On every node, each round:
+//   - the rebalancer moves the groups this node leads toward the placement (rebalancer.ts);
+//   - a draining node that holds no shard replica any more asks to be removed (`leave`).
+// Only on the leader of the metadata group:
+//   - records the client addresses members advertise (learned from their Raft traffic);
+//   - liveness: a member not heard from for downAfterMs is marked down (its replicas are
+//     re-created elsewhere), a down member heard from again is marked up;
+//   - placement: recomputed from the eligible members whenever membership changed, and written
+//     with a new epoch; shard leaders then move replicas (rebalancer.ts).
 import { META_SHARD_ID } from '../ring/index.js';
 import type { MultiRaftHost } from '../store/host.js';
 import type { MetaManager } from './meta-manager.js';
+import type { ClusterRecord, MemberState } from './meta-state.js';
+import { desiredPlacement } from './placement.js';
+import { Rebalancer } from './rebalancer.js';
 
 export interface ControllerDeps {
   host: MultiRaftHost;
   meta: MetaManager;
   raftId: number;
+  nodeId: string;
   /** the client address this node knows for a member ('' = unknown) */
   clientAddressOf: (raftId: number) => string;
+  /** asks the metadata leader to mark this (draining, now empty) node removed */
+  requestLeave: () => Promise<void>;
+  downAfterMs: number;
+  maxConcurrentMoves: number;
   log: (line: string) => void;
   intervalMs?: number;
 }
@@ -20,11 +34,15 @@ export interface ControllerDeps {
 export class ClusterController {
   private timer: NodeJS.Timeout | undefined;
   private busy = false;
+  private readonly startedAt = Date.now();
+  readonly rebalancer: Rebalancer;
 
-  constructor(private readonly d: ControllerDeps) {}
+  constructor(private readonly d: ControllerDeps) {
+    this.rebalancer = new Rebalancer({ host: d.host, meta: d.meta, raftId: d.raftId, maxConcurrentMoves: d.maxConcurrentMoves, log: d.log });
+  }
 
   start(): void {
-    this.timer = setInterval(() => void this.round(), this.d.intervalMs ?? 1000);
+    this.timer = setInterval(() => void this.round(), this.d.intervalMs ?? 500);
     this.timer.unref?.();
   }
 
@@ -33,12 +51,22 @@ export class ClusterController {
     this.timer = undefined;
   }
 
+  /** Runs one round now (POST /api/cluster/rebalance). */
+  async trigger(): Promise<void> {
+    await this.round();
+  }
+
   private async round(): Promise<void> {
     if (this.busy || !this.d.meta.current) return;
-    if (!this.d.host.shardIds().includes(META_SHARD_ID) || !this.d.host.isLeader(META_SHARD_ID)) return;
     this.busy = true;
     try {
-      await this.recordClientAddresses();
+      if (this.d.host.hasReplica(META_SHARD_ID) && this.d.host.isLeader(META_SHARD_ID)) {
+        await this.recordClientAddresses();
+        await this.updateLiveness();
+        await this.updatePlacement();
+      }
+      this.rebalancer.round();
+      await this.maybeLeave();
     } catch (err) {
       this.d.log(`cluster controller: ${(err as Error).message}`);
     } finally {
@@ -47,8 +75,7 @@ export class ClusterController {
   }
 
   private async recordClientAddresses(): Promise<void> {
-    const stale = (c: { members: Array<{ raftId: number; clientAddress: string; state: string }> }): boolean =>
-      c.members.some((m) => m.state !== 'removed' && this.d.clientAddressOf(m.raftId) !== '' && this.d.clientAddressOf(m.raftId) !== m.clientAddress);
+    const stale = (c: ClusterRecord): boolean => c.members.some((m) => m.state !== 'removed' && this.d.clientAddressOf(m.raftId) !== '' && this.d.clientAddressOf(m.raftId) !== m.clientAddress);
     if (!stale(this.d.meta.current!.cluster)) return;
     await this.d.meta.update((v) => {
       if (!stale(v.cluster)) return undefined;
@@ -58,5 +85,49 @@ export class ClusterController {
       });
       return { cluster: { ...v.cluster, members } };
     });
+  }
+
+  /** The state liveness says a member should have, or undefined for no change. */
+  private livenessState(m: { raftId: number; state: MemberState }): MemberState | undefined {
+    if (m.raftId === this.d.raftId) return m.state === 'up' || m.state === 'draining' ? undefined : m.state === 'removed' ? undefined : 'up';
+    const since = this.d.host.sinceHeardMs(m.raftId);
+    // a freshly elected metadata leader has heard from nobody yet: give everyone a full period
+    const silent = Math.min(since, Date.now() - this.startedAt) >= this.d.downAfterMs;
+    if (m.state === 'up' && silent) return 'down';
+    if (m.state === 'down' && since < this.d.downAfterMs / 4) return 'up';
+    return undefined;
+  }
+
+  private async updateLiveness(): Promise<void> {
+    const changes = (c: ClusterRecord): boolean => c.members.some((m) => this.livenessState(m) !== undefined);
+    if (!changes(this.d.meta.current!.cluster)) return;
+    await this.d.meta.update((v) => {
+      if (!changes(v.cluster)) return undefined;
+      const members = v.cluster.members.map((m) => {
+        const s = this.livenessState(m);
+        if (s === undefined) return m;
+        this.d.log(`member ${m.nodeId} (raft id ${m.raftId}) is now ${s}`);
+        return { ...m, state: s };
+      });
+      return { cluster: { ...v.cluster, members } };
+    });
+  }
+
+  private async updatePlacement(): Promise<void> {
+    const v = this.d.meta.current!;
+    if (!desiredPlacement(v.cluster, v.placement)) return;
+    await this.d.meta.update((cur) => {
+      const next = desiredPlacement(cur.cluster, cur.placement);
+      if (!next) return undefined;
+      this.d.log(`placement epoch ${next.epoch}: ${next.shards.length} shards over ${new Set(next.shards.flatMap((s) => s.replicas)).size} members`);
+      return { placement: next };
+    });
+  }
+
+  private async maybeLeave(): Promise<void> {
+    const me = this.d.meta.current!.cluster.members.find((m) => m.raftId === this.d.raftId);
+    if (me?.state !== 'draining') return;
+    if (this.d.host.shardIds().some((s) => s !== META_SHARD_ID)) return;
+    await this.d.requestLeave();
   }
 }

@@ -16,9 +16,12 @@ export const META_FORMAT_V1 = 1;
 export const CLUSTER_KEY = encodeKey(Buffer.from('cluster'));
 export const PLACEMENT_KEY = encodeKey(Buffer.from('placement'));
 
-/** up: serving; joining: admitted, replicas on the way; draining: replicas moving away;
- *  removed: gone for good (its raft id is never reused). suspect/down are observed, not stored. */
-export type MemberState = 'up' | 'joining' | 'draining' | 'removed';
+/** Stored member states. up: holds replicas per the placement; down: silent for longer than
+ *  cluster.down_after_ms, its replicas are re-created elsewhere (up again when heard from);
+ *  draining: decommissioned, replicas moving away; removed: gone for good (its raft id is never
+ *  reused). The admin API also shows the observed states suspect (silent for an election
+ *  timeout) and joining (up, but still receiving the replicas the placement gives it). */
+export type MemberState = 'up' | 'down' | 'draining' | 'removed';
 
 export interface MetaMember {
   nodeId: string;

@@ -57,6 +57,13 @@ export interface NodeConfig {
     /** Where clients reach this node's client port (sent in leader redirects). */
     readonly advertise_client_address: string;
     readonly replication_factor: number;
+    /** The replication factor the cluster grows into as members join: replication_factor when
+     *  set, else 3 (a single node started with defaults becomes 3-way replicated at 3 nodes). */
+    readonly replication_target: number;
+    /** A member not heard from for this long is marked down and its replicas are re-created elsewhere. */
+    readonly down_after_ms: number;
+    /** Replicas one node may be moving in at a time (rebalancing budget). */
+    readonly max_concurrent_moves: number;
     readonly shard_count: number;
     readonly vnodes_per_node: number;
     /** single: a one-node cluster of itself; bootstrap: founding member of `members`;
@@ -362,6 +369,8 @@ function buildSchema(): Record<string, Record<string, Leaf>> {
         doc: 'Number of shards keys are hashed into (xxhash of the primary key). Fixed for the life of a cluster.',
       }),
       vnodes_per_node: leaf('cluster', 'vnodes_per_node', { ...int(1, 4096), default: 128, doc: 'Virtual nodes per member on the consistent-hash ring. Must agree across the cluster.' }),
+      down_after_ms: leaf('cluster', 'down_after_ms', { ...int(1000, 86_400_000), default: 30_000, doc: 'A member not heard from for this long is marked down and its shard replicas are re-created on other nodes (re-replication). Read by the metadata leader.' }),
+      max_concurrent_moves: leaf('cluster', 'max_concurrent_moves', { ...int(1, 1024), default: 4, doc: 'Shard replicas a node, as shard leader, streams to new members at a time while rebalancing; bounds the load rebalancing adds to foreground traffic.' }),
     },
     storage: {
       engine_type: leaf('storage', 'engine_type', { format: 'distcache-enum', values: ['lsm_tree'], default: 'lsm_tree', doc: 'Storage engine; only "lsm_tree".' }),
@@ -571,6 +580,9 @@ export function loadConfig(options: LoadConfigOptions = {}): NodeConfig {
       advertise_peer_address: advertisePeer,
       advertise_client_address: advertiseClient,
       replication_factor: rf,
+      replication_target: rfSet ?? 3,
+      down_after_ms: c['down_after_ms'] as number,
+      max_concurrent_moves: c['max_concurrent_moves'] as number,
       shard_count: c['shard_count'] as number,
       vnodes_per_node: c['vnodes_per_node'] as number,
       mode,

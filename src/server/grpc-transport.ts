@@ -24,7 +24,7 @@ export interface PeerInfo {
 }
 
 export interface GrpcTransportOptions {
-  self: { nodeId: string; raftId: number; clientAddress: string };
+  self: { nodeId: string; raftId: number; clientAddress: string; peerAddress?: string };
   peers: readonly PeerInfo[];
   /** host:port to bind the RaftTransport server to (port 0 = any) */
   bind: string;
@@ -118,6 +118,9 @@ export class GrpcTransport implements Transport {
     // hearing from a peer resets the backoff of our stream to it
     const peer = this.peers.get(b.from_raft_id);
     if (peer) peer.failures = 0;
+    // a member we did not know of yet (it joined, or we restarted with an empty member list):
+    // answer it at the peer address it advertises
+    else if (b.peer_address) this.addPeer({ nodeId: b.from_node, raftId: b.from_raft_id, peerAddress: b.peer_address });
     if (b.client_address !== '') this.o.onPeerClientAddress?.(b.from_raft_id, b.from_node, b.client_address);
     this.receive(b.from_raft_id, batch);
   }
@@ -136,7 +139,7 @@ export class GrpcTransport implements Transport {
       }
       return;
     }
-    stream.write({ from_node: this.o.self.nodeId, from_raft_id: this.o.self.raftId, client_address: this.o.self.clientAddress, payload: encodeBatch(batch, this.writer) });
+    stream.write({ from_node: this.o.self.nodeId, from_raft_id: this.o.self.raftId, client_address: this.o.self.clientAddress, peer_address: this.o.self.peerAddress ?? '', payload: encodeBatch(batch, this.writer) });
     this.stats.batchesSent++;
   }
 

@@ -22,14 +22,17 @@ import { type CommandResult, type Op, type OpResult } from '../store/commands.js
 import { MultiRaftHost, StoreError } from '../store/host.js';
 import { HashRing, META_SHARD_ID, type ShardMap, SHARD_PREFIX_BYTES, computeShardMap, decodeKey, encodeKey, initHashing, shardKeyPrefix, shardKeyRange, shardOf } from '../ring/index.js';
 import { MetaManager, type MetaView } from '../cluster/meta-manager.js';
-import { type ClusterRecord, MAX_META_VOTERS, META_FORMAT_V1, liveMembers, placementFromShardMap, shardMapFromPlacement } from '../cluster/meta-state.js';
+import { type ClusterRecord, MAX_META_VOTERS, META_FORMAT_V1, type PlacementRecord, liveMembers, placementFromShardMap, shardMapFromPlacement } from '../cluster/meta-state.js';
 import { ClusterController } from '../cluster/controller.js';
 import { KvError } from '../util/errors.js';
 import type { NodeConfig } from './config.js';
 import { AdminHttp } from './admin-http.js';
 import { GrpcTransport } from './grpc-transport.js';
 import { ApiError, DEFAULT_ORDER, type Interceptor, type MethodName, Pipeline, type RequestContext, passThrough } from './pipeline.js';
-import { type PKey, loadServices } from './proto.js';
+import { type PJoinResponse as JoinResponse, type PKey, loadServices } from './proto.js';
+import { clusterAdminCall } from './admin-client.js';
+import { type Identity, checkIdentity, readIdentity, writeIdentity } from './identity.js';
+import { admit, decommission, markRemoved } from '../cluster/membership.js';
 import { MAX_REQUEST_BYTES, validationInterceptor } from './validation.js';
 
 export interface CacheNodeOptions {
@@ -48,14 +51,19 @@ export interface MemberInfo {
 }
 
 const DEFAULT_SCAN_LIMIT = 1000;
+const JOIN_TIMEOUT_MS = 60_000;
+const ADMIN_CALL_TIMEOUT_MS = 10_000;
 const SHUTDOWN_GRACE_MS = 5000;
 
 export class CacheNode {
   readonly raftId: number;
   private members_: MemberInfo[];
   private shardMap_: ShardMap;
-  /** the static bootstrap records (founders compute identical ones) */
-  private readonly initialCluster: ClusterRecord;
+  /** founders: the static bootstrap records (every founder computes identical ones) */
+  private readonly founding: { cluster: ClusterRecord; placement: PlacementRecord } | undefined;
+  /** whether the data directory was used before (IDENTITY present) */
+  private readonly fresh: boolean;
+  private readonly joinedClusterId: string | undefined;
   /** client addresses learned from peers' Raft batches, by raft id */
   private readonly learnedClientAddress = new Map<number, string>();
   private meta!: MetaManager;
@@ -75,27 +83,43 @@ export class CacheNode {
   private constructor(
     readonly config: NodeConfig,
     private readonly opts: CacheNodeOptions,
+    start: { identity: Identity | undefined; joined: JoinResponse | undefined },
   ) {
-    const ids = Object.keys(config.cluster.members).sort();
-    const me = ids.indexOf(config.cluster.node_id);
-    if (me < 0) throw new KvError('INVALID_ARGUMENT', `cluster.node_id ${config.cluster.node_id} is not a member of ${ids.join(', ')}`);
-    this.raftId = me + 1;
-    const ring = HashRing.create(ids, { replicationFactor: config.cluster.replication_factor, vnodesPerNode: config.cluster.vnodes_per_node });
-    this.shardMap_ = computeShardMap(ring, config.cluster.shard_count, 1);
-    this.initialCluster = {
-      format: META_FORMAT_V1,
-      clusterId: ids.join(','),
-      shardCount: config.cluster.shard_count,
-      replicationFactor: config.cluster.replication_factor,
-      vnodesPerNode: config.cluster.vnodes_per_node,
-      nextRaftId: ids.length + 1,
-      members: ids.map((id, i) => {
-        const ep = config.cluster.members[id]!;
-        return { nodeId: id, raftId: i + 1, peerAddress: `${ep.host}:${ep.port}`, clientAddress: id === config.cluster.node_id ? config.cluster.advertise_client_address : '', state: 'up' as const };
-      }),
-    };
+    this.fresh = start.identity === undefined;
+    this.joinedClusterId = start.joined?.cluster_id;
     this.members_ = [];
-    this.adoptMembers(this.initialCluster);
+    if (start.joined) {
+      // a joining node: the cluster told us who we are and who is there
+      const j = start.joined;
+      this.raftId = j.raft_id;
+      this.founding = undefined;
+      this.shardMap_ = { epoch: 0, shardCount: j.shard_count, replicationFactor: j.replication_factor, vnodesPerNode: config.cluster.vnodes_per_node, members: [], shards: Array.from({ length: j.shard_count }, (_, shardId) => ({ shardId, replicas: [], leaderHint: '' })) };
+      this.adoptMembers({
+        format: META_FORMAT_V1, clusterId: j.cluster_id, shardCount: j.shard_count, replicationFactor: j.replication_factor, vnodesPerNode: config.cluster.vnodes_per_node, nextRaftId: 0,
+        members: j.members.map((m) => ({ nodeId: m.node_id, raftId: m.raft_id, peerAddress: m.peer_address, clientAddress: m.client_address, state: 'up' as const })),
+      });
+    } else {
+      const ids = Object.keys(config.cluster.members).sort();
+      const me = ids.indexOf(config.cluster.node_id);
+      if (me < 0) throw new KvError('INVALID_ARGUMENT', `cluster.node_id ${config.cluster.node_id} is not a member of ${ids.join(', ')}`);
+      this.raftId = start.identity?.raftId ?? me + 1;
+      const ring = HashRing.create(ids, { replicationFactor: config.cluster.replication_target, vnodesPerNode: config.cluster.vnodes_per_node });
+      this.shardMap_ = computeShardMap(ring, config.cluster.shard_count, 1);
+      const cluster: ClusterRecord = {
+        format: META_FORMAT_V1,
+        clusterId: ids[0]!,
+        shardCount: config.cluster.shard_count,
+        replicationFactor: config.cluster.replication_target,
+        vnodesPerNode: config.cluster.vnodes_per_node,
+        nextRaftId: ids.length + 1,
+        members: ids.map((id, i) => {
+          const ep = config.cluster.members[id]!;
+          return { nodeId: id, raftId: i + 1, peerAddress: `${ep.host}:${ep.port}`, clientAddress: id === config.cluster.node_id ? config.cluster.advertise_client_address : '', state: 'up' as const };
+        }),
+      };
+      this.founding = { cluster, placement: placementFromShardMap(this.shardMap_) };
+      this.adoptMembers(cluster);
+    }
     const slots = opts.interceptors ?? {};
     this.pipeline = new Pipeline(
       DEFAULT_ORDER.map((name) => (name === 'validation' ? validationInterceptor(() => this.shardMap.shardCount) : (slots[name] ?? passThrough(name)))),
@@ -137,22 +161,42 @@ export class CacheNode {
     this.shardMap_ = shardMapFromPlacement(v.placement, v.cluster);
   }
 
+  /** A leader contacts this node for a group it has no replica of: accept only where the
+   *  metadata says this node belongs (the metadata group: any live member). */
+  private mayCreateReplica(shardId: number): boolean {
+    if (shardId === META_SHARD_ID) return !this.founding || this.meta?.current !== undefined || !this.fresh;
+    return this.shardMap_.shards[shardId]?.replicas.includes(this.config.cluster.node_id) ?? false;
+  }
+
   /** Opens the store, creates the shard replicas and starts every listener. */
   static async start(config: NodeConfig, opts: CacheNodeOptions = {}): Promise<CacheNode> {
-    if (config.cluster.mode === 'join') {
-      throw new KvError('INVALID_ARGUMENT', 'cluster.seed_nodes: joining a running cluster is not supported yet; start the founding members with cluster.initial_cluster');
-    }
     await initHashing();
-    const node = new CacheNode(config, opts);
+    const c = config.cluster;
+    await mkdir(config.server.data_directory, { recursive: true });
+    const identity = await readIdentity(config.server.data_directory);
+    if (identity) checkIdentity(identity, c.node_id, config.server.data_directory);
+    let joined: JoinResponse | undefined;
+    if (c.mode === 'join' && identity) {
+      // a node that joined earlier comes back as itself from its local copy of the metadata
+      joined = { raft_id: identity.raftId, members: [], shard_count: c.shard_count, replication_factor: c.replication_target, cluster_id: identity.clusterId };
+    } else if (c.mode === 'join') {
+      if (config.server.listen_port === 0 || config.server.peer_port === 0) {
+        throw new KvError('INVALID_ARGUMENT', 'joining a cluster needs fixed ports (server.listen_port and server.peer_port): other nodes dial the advertised addresses');
+      }
+      const log = opts.log ?? ((l: string) => process.stderr.write(l + '\n'));
+      log(`joining the cluster through ${c.seed_nodes.join(', ')} as ${c.node_id} (peer ${c.advertise_peer_address}, client ${c.advertise_client_address})`);
+      joined = await clusterAdminCall<JoinResponse>(c.seed_nodes, 'Join', { node_id: c.node_id, peer_address: c.advertise_peer_address, client_address: c.advertise_client_address }, JOIN_TIMEOUT_MS);
+      log(`admitted as raft id ${joined.raft_id} of cluster ${joined.cluster_id} (${joined.members.length} members)`);
+    }
+    const node = new CacheNode(config, opts, { identity, joined });
     await node.open();
     return node;
   }
 
   private async open(): Promise<void> {
     const c = this.config;
-    await mkdir(c.server.data_directory, { recursive: true });
     this.transport = new GrpcTransport({
-      self: { nodeId: c.cluster.node_id, raftId: this.raftId, clientAddress: c.cluster.advertise_client_address },
+      self: { nodeId: c.cluster.node_id, raftId: this.raftId, clientAddress: c.cluster.advertise_client_address, peerAddress: c.cluster.advertise_peer_address },
       peers: this.members.map((m) => ({ nodeId: m.nodeId, raftId: m.raftId, peerAddress: m.peerAddress })),
       bind: hostPort(c.server.listen_address, c.server.peer_port),
       onPeerClientAddress: (raftId, _nodeId, addr) => {
@@ -169,25 +213,49 @@ export class CacheNode {
       tickMs: this.opts.tickMs ?? 100,
       lsm: { memtableBytes: c.storage.memtable_size_mb * 1024 * 1024, compression: c.storage.enable_compression, blockCacheBytes: c.storage.block_cache_mb * 1024 * 1024 },
       raftLog: { sync: c.storage.sync_policy },
+      mayCreateReplica: (shardId) => this.mayCreateReplica(shardId),
     });
-    // The metadata group: on up to MAX_META_VOTERS founders (lowest raft ids), founder 1 leads.
-    const metaVoters = this.initialCluster.members.map((m) => m.raftId).slice(0, MAX_META_VOTERS);
-    const shards = this.shardMap.shards.filter((s) => s.replicas.includes(c.cluster.node_id)).map((s) => ({ shardId: s.shardId, replicas: s.replicas.map((r) => this.raftIdOf(r)), leader: s.leaderHint === c.cluster.node_id }));
-    if (metaVoters.includes(this.raftId)) shards.push({ shardId: META_SHARD_ID, replicas: metaVoters, leader: this.raftId === metaVoters[0] });
-    await this.host.addShards(shards.map(({ shardId, replicas }) => ({ shardId, replicas })));
+    const founding = this.founding;
+    const campaign: number[] = [];
+    if (founding && this.fresh) {
+      // A founder's first start: create its replicas of the static placement and of the
+      // metadata group (up to MAX_META_VOTERS founders, lowest raft ids; founder 1 leads).
+      const metaVoters = founding.cluster.members.map((m) => m.raftId).slice(0, MAX_META_VOTERS);
+      const shards = this.shardMap.shards.filter((s) => s.replicas.includes(c.cluster.node_id)).map((s) => ({ shardId: s.shardId, replicas: s.replicas.map((r) => this.raftIdOf(r)), leader: s.leaderHint === c.cluster.node_id }));
+      if (metaVoters.includes(this.raftId)) shards.push({ shardId: META_SHARD_ID, replicas: metaVoters, leader: this.raftId === metaVoters[0] });
+      await this.host.addShards(shards.map(({ shardId, replicas }) => ({ shardId, replicas })));
+      for (const s of shards) if (s.leader) campaign.push(s.shardId);
+    }
     this.meta = new MetaManager(this.host);
-    if (this.meta.current) this.onMetadata(this.meta.current);
+    if (this.meta.current) {
+      this.onMetadata(this.meta.current);
+      // a restart: the preferred leaders campaign again (no election timeout to sit out)
+      for (const s of this.host.shardIds()) if (s !== META_SHARD_ID && this.shardMap.shards[s]?.leaderHint === c.cluster.node_id) campaign.push(s);
+      if (this.host.hasReplica(META_SHARD_ID) && this.host.replicaStatus(META_SHARD_ID).confState.voters[0] === this.raftId) campaign.push(META_SHARD_ID);
+    }
     this.meta.onChange((v) => this.onMetadata(v));
     // Preferred leaders campaign right away (no election timeout to wait for at start-up).
-    for (const s of shards) if (s.leader && !this.host.isLeader(s.shardId)) this.host.campaign(s.shardId);
-    if (!this.meta.current) {
-      this.meta.bootstrap({ cluster: this.initialCluster, placement: placementFromShardMap(this.shardMap) }, 24 * 3600_000).catch((err: unknown) => {
+    for (const s of campaign) if (!this.host.isLeader(s)) this.host.campaign(s);
+    if (founding && !this.meta.current) {
+      this.meta.bootstrap(founding, 24 * 3600_000).catch((err: unknown) => {
         if (!this.stopping) this.log(`cluster metadata bootstrap failed: ${(err as Error).message}`);
       });
     }
-    this.controller = new ClusterController({ host: this.host, meta: this.meta, raftId: this.raftId, clientAddressOf: (raftId) => this.byRaftId.get(raftId)?.clientAddress ?? '', log: (l) => this.log(l) });
+    if (this.fresh) await writeIdentity(c.server.data_directory, { nodeId: c.cluster.node_id, raftId: this.raftId, clusterId: founding ? founding.cluster.clusterId : (this.joinedClusterId ?? '') });
+    this.controller = new ClusterController({
+      host: this.host,
+      meta: this.meta,
+      raftId: this.raftId,
+      nodeId: c.cluster.node_id,
+      clientAddressOf: (raftId) => this.byRaftId.get(raftId)?.clientAddress ?? '',
+      requestLeave: () => this.adminCall('SetNodeState', { node_id: c.cluster.node_id, state: 'removed' }).then(() => this.log(`drained: ${c.cluster.node_id} left the cluster`)),
+      downAfterMs: c.cluster.down_after_ms,
+      maxConcurrentMoves: c.cluster.max_concurrent_moves,
+      log: (l) => this.log(l),
+    });
 
     this.server.addService(this.keyValueService(), this.handlers());
+    this.server.addService(loadServices().clusterAdmin.service, this.adminHandlers());
     this.ports.client = await new Promise<number>((resolve, reject) =>
       this.server.bindAsync(hostPort(c.server.listen_address, c.server.listen_port), grpc.ServerCredentials.createInsecure(), (err, port) => (err ? reject(err) : resolve(port))),
     );
@@ -283,6 +351,78 @@ export class CacheNode {
     }
   }
 
+  // ------------------------------------------------------------------ cluster administration
+
+  private isMetaLeader(): boolean {
+    return this.host.hasReplica(META_SHARD_ID) && this.host.isLeader(META_SHARD_ID);
+  }
+
+  /** Where the metadata leader serves clients, as this node knows it ('' = unknown). */
+  private metaLeaderAddress(): string {
+    if (!this.host.hasReplica(META_SHARD_ID)) return '';
+    return this.byRaftId.get(this.host.leaderOf(META_SHARD_ID))?.clientAddress ?? '';
+  }
+
+  private metaNotLeader(): StoreError {
+    const lead = this.host.hasReplica(META_SHARD_ID) ? this.host.leaderOf(META_SHARD_ID) : 0;
+    return new StoreError('NOT_LEADER', `node ${this.config.cluster.node_id} does not lead the cluster metadata group`, lead);
+  }
+
+  /** Runs a membership operation on the metadata leader: here, or forwarded there. */
+  async adminCall(method: 'Join' | 'SetNodeState', req: Record<string, unknown>): Promise<unknown> {
+    if (this.isMetaLeader()) return method === 'Join' ? this.join(req as never) : this.setNodeState(req as never);
+    const addrs = [this.metaLeaderAddress(), ...this.members.map((m) => m.clientAddress)].filter((a) => a !== '' && a !== this.byRaftId.get(this.raftId)?.clientAddress);
+    return clusterAdminCall(addrs, method, req, ADMIN_CALL_TIMEOUT_MS);
+  }
+
+  private async join(r: { node_id: string; peer_address: string; client_address: string }): Promise<JoinResponse> {
+    if (!this.isMetaLeader()) throw this.metaNotLeader();
+    const live = { sinceHeardMs: (id: number) => (id === this.raftId ? 0 : this.host.sinceHeardMs(id)), liveWithinMs: this.config.cluster.down_after_ms };
+    const m = await admit(this.meta, { nodeId: r.node_id, peerAddress: r.peer_address, clientAddress: r.client_address }, live);
+    this.log(`admitted ${m.nodeId} as raft id ${m.raftId} (peer ${m.peerAddress}, client ${m.clientAddress})`);
+    const v = this.meta.current!;
+    return {
+      raft_id: m.raftId,
+      members: liveMembers(v.cluster).map((x) => ({ node_id: x.nodeId, raft_id: x.raftId, peer_address: x.peerAddress, client_address: this.byRaftId.get(x.raftId)?.clientAddress ?? x.clientAddress })),
+      shard_count: v.cluster.shardCount,
+      replication_factor: v.cluster.replicationFactor,
+      cluster_id: v.cluster.clusterId,
+    };
+  }
+
+  private async setNodeState(r: { node_id: string; state: string }): Promise<unknown> {
+    if (!this.isMetaLeader()) throw this.metaNotLeader();
+    if (r.state === 'draining') {
+      const m = await decommission(this.meta, r.node_id);
+      this.log(`decommissioning ${m.nodeId}: its replicas move to other nodes`);
+      return { node_id: m.nodeId, state: 'draining' };
+    }
+    if (r.state === 'removed') {
+      const m = this.meta.current?.cluster.members.find((x) => x.nodeId === r.node_id);
+      if (!m) throw new KvError('NOT_FOUND', `no member ${r.node_id}`);
+      await markRemoved(this.meta, m.raftId);
+      return { node_id: m.nodeId, state: 'removed' };
+    }
+    throw new KvError('INVALID_ARGUMENT', `state must be "draining" or "removed", got ${JSON.stringify(r.state)}`);
+  }
+
+  private adminHandlers(): grpc.UntypedServiceImplementation {
+    const unary = (fn: (req: never) => Promise<unknown>) => (call: grpc.ServerUnaryCall<unknown, unknown>, cb: grpc.sendUnaryData<unknown>) => {
+      fn(call.request as never).then((res) => cb(null, res), (err: unknown) => cb(this.toStatus(err)));
+    };
+    return { Join: unary((r) => this.join(r)), SetNodeState: unary((r) => this.setNodeState(r)) };
+  }
+
+  /** POST /api/cluster/rebalance: one controller round now. */
+  async rebalanceNow(): Promise<{ started: number }> {
+    await this.controller?.trigger();
+    return { started: this.controller?.rebalancer.round() ?? 0 };
+  }
+
+  get clusterController(): ClusterController | undefined {
+    return this.controller;
+  }
+
   private toStatus(err: unknown): Partial<grpc.StatusObject> {
     const md = new grpc.Metadata();
     let status: grpc.status;
@@ -305,6 +445,10 @@ export class CacheNode {
       }
     } else if (err instanceof KvError && (err.code === 'INVALID_ARGUMENT' || err.code === 'KEY_TOO_LARGE' || err.code === 'VALUE_TOO_LARGE')) {
       status = grpc.status.INVALID_ARGUMENT;
+      code = err.code;
+      message = err.message;
+    } else if (err instanceof KvError && KV_STATUS[err.code] !== undefined) {
+      status = KV_STATUS[err.code]!;
       code = err.code;
       message = err.message;
     } else {
@@ -335,12 +479,12 @@ export class CacheNode {
   }
 
   private notHere(shardId: number): StoreError {
-    const hint = this.shardMap.shards[shardId]!.leaderHint;
-    return new StoreError('NOT_LEADER', `node ${this.config.cluster.node_id} has no replica of shard ${shardId}`, this.raftIdOf(hint));
+    const hint = this.shardMap.shards[shardId]?.leaderHint ?? '';
+    return new StoreError('NOT_LEADER', `node ${this.config.cluster.node_id} has no replica of shard ${shardId}`, this.members.find((m) => m.nodeId === hint)?.raftId ?? 0);
   }
 
   private hasReplica(shardId: number): boolean {
-    return this.shardMap.shards[shardId]!.replicas.includes(this.config.cluster.node_id);
+    return this.host.hasReplica(shardId);
   }
 
   private async read(k: PKey): Promise<{ found: boolean; value: Buffer; version: number }> {
@@ -493,6 +637,13 @@ export class CacheNode {
     return this.stopping;
   }
 }
+
+const KV_STATUS: Partial<Record<string, grpc.status>> = {
+  ALREADY_EXISTS: grpc.status.ALREADY_EXISTS,
+  NOT_FOUND: grpc.status.NOT_FOUND,
+  FAILED_PRECONDITION: grpc.status.FAILED_PRECONDITION,
+  UNAVAILABLE: grpc.status.UNAVAILABLE,
+};
 
 function hostPort(host: string, port: number): string {
   const h = host.includes(':') && !host.startsWith('[') ? `[${host}]` : host;

@@ -1,5 +1,5 @@
 // Loads proto/distcache.proto at run time (@grpc/proto-loader; no generated code) and exposes the
-// two service definitions plus the message shapes the server handles.
+// service definitions plus the message shapes the server handles.
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -19,16 +19,23 @@ export function protoPath(): string {
 
 export const LOADER_OPTIONS: protoLoader.Options = { keepCase: true, longs: Number, enums: String, defaults: true, oneofs: true };
 
-let cached: { keyValue: grpc.ServiceClientConstructor; raftTransport: grpc.ServiceClientConstructor } | undefined;
+export interface Services {
+  keyValue: grpc.ServiceClientConstructor;
+  raftTransport: grpc.ServiceClientConstructor;
+  clusterAdmin: grpc.ServiceClientConstructor;
+}
 
-export function loadServices(): { keyValue: grpc.ServiceClientConstructor; raftTransport: grpc.ServiceClientConstructor } {
+let cached: Services | undefined;
+
+export function loadServices(): Services {
   if (cached) return cached;
   const def = protoLoader.loadSync(protoPath(), LOADER_OPTIONS);
   const pkg = grpc.loadPackageDefinition(def) as unknown as { distcache: { v1: Record<string, grpc.ServiceClientConstructor> } };
   const keyValue = pkg.distcache.v1['KeyValue'];
   const raftTransport = pkg.distcache.v1['RaftTransport'];
-  if (!keyValue || !raftTransport) throw new Error('distcache.proto lacks KeyValue or RaftTransport');
-  cached = { keyValue, raftTransport };
+  const clusterAdmin = pkg.distcache.v1['ClusterAdmin'];
+  if (!keyValue || !raftTransport || !clusterAdmin) throw new Error('distcache.proto lacks KeyValue, RaftTransport or ClusterAdmin');
+  cached = { keyValue, raftTransport, clusterAdmin };
   return cached;
 }
 
@@ -43,5 +50,21 @@ export interface PRaftBatch {
   from_node: string;
   from_raft_id: number;
   client_address: string;
+  /** the sender's advertised peer address ('' = not sent) */
+  peer_address: string;
   payload: Buffer;
+}
+
+export interface PMember {
+  node_id: string;
+  raft_id: number;
+  peer_address: string;
+  client_address: string;
+}
+export interface PJoinResponse {
+  raft_id: number;
+  members: PMember[];
+  shard_count: number;
+  replication_factor: number;
+  cluster_id: string;
 }

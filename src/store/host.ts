@@ -234,12 +234,22 @@ export class MultiRaftHost {
       checkQuorum: true,
       preVote: true,
     });
+    // Membership changes between the log's snapshot and the applied index are not handed out
+    // again as committed entries (the engine already has their effects): re-apply them to Raft
+    // here, or a restarted replica would run with the snapshot's stale configuration.
+    let confState = cloneConfState(storage.initialState().confState);
+    const snapIndex = storage.snapshot().metadata.index;
+    if (applied > snapIndex && storage.lastIndex() > snapIndex) {
+      for (const e of storage.entries(snapIndex + 1, Math.min(applied, storage.lastIndex()) + 1, Number.MAX_SAFE_INTEGER)) {
+        if (e.type === EntryType.ConfChange) confState = node.applyConfChange(decodeConfChange(e.data));
+      }
+    }
     const g: Group = {
       shardId,
       groupId,
       node,
       applied,
-      confState: cloneConfState(storage.initialState().confState),
+      confState,
       snapIndex: storage.snapshot().metadata.index,
       queue: [],
       queueBytes: 0,

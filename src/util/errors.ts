@@ -11,7 +11,10 @@ export type ErrorCode =
   | 'NOT_OPEN'
   | 'IO_ERROR'
   | 'NOT_FOUND'
-  | 'ITERATOR_BUSY';
+  | 'ITERATOR_BUSY'
+  | 'ALREADY_EXISTS'
+  | 'FAILED_PRECONDITION'
+  | 'UNAVAILABLE';
 
 export class KvError extends Error {
   readonly code: ErrorCode;

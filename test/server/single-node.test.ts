@@ -87,7 +87,7 @@ describe('server: single node (child process)', function () {
     expect(names).to.deep.equal([...names].sort());
 
     const info = await c.call('ClusterInfo', {});
-    expect(info).to.include({ node_id: 'node1', shard_count: 1024, replication_factor: 1 });
+    expect(info).to.include({ node_id: 'node1', shard_count: 1024, replication_factor: 3 }); // the target the cluster grows into as members join
     expect((info['shards'] as Array<{ leader: string }>).every((s) => s.leader === 'node1')).to.equal(true);
   });
 

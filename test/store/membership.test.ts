@@ -80,6 +80,8 @@ describe('store: replica membership changes', function () {
     const h4b = await startNew(4, () => false);
     expect(h4b.hasReplica(0)).to.equal(true);
     expect(h4b.readLocal(0, enc('k77')).value?.toString()).to.equal('v77');
+    // the membership changes after its snapshot are part of its configuration after a restart
+    expect(h4b.replicaStatus(0).confState.voters).to.deep.equal([1, 2, 4]);
     const h3b = await MultiRaftHost.open({ nodeId: 3, dataDir: c.dirs.get(3)!, transport: c.hub.transport(3), tickMs: 10 });
     c.hosts.set(3, h3b);
     expect(h3b.hasReplica(0)).to.equal(false);
