@@ -66,7 +66,17 @@ export class AdminHttp {
       case 'GET /api/health':
         return { status: 'ok', node_id: n.config.cluster.node_id, uptime_s: Math.round((Date.now() - n.startedAt) / 1000), shards: host.shardIds().length, leaders: n.leaderCounts()[n.config.cluster.node_id] ?? 0 };
       case 'GET /api/stats':
-        return { node_id: n.config.cluster.node_id, requests: { ...n.requests, in_flight: n.inFlightRequests }, host: host.stats, transport: n.peerTransport.stats, engine: host.engine.stats(), memory: process.memoryUsage() };
+        return {
+          node_id: n.config.cluster.node_id,
+          ports: { client: n.ports.client, peer: n.ports.peer, http: n.ports.http, metrics: n.ports.metrics === 0 ? null : n.ports.metrics },
+          requests: { ...n.requests, in_flight: n.inFlightRequests },
+          connections: { ...n.connectionStats, max: n.config.server.max_connections },
+          host: host.stats,
+          raft_log: { ...host.log.stats, syncs: host.log.syncs },
+          transport: n.peerTransport.stats,
+          engine: host.engine.stats(),
+          memory: process.memoryUsage(),
+        };
       case 'GET /api/cluster/nodes': {
         const leaders = n.leaderCounts();
         return {

@@ -148,7 +148,7 @@ export class MultiRaftHost {
   private readonly peerHeard = new Map<number, number>();
   private readonly rng: Rng;
   private readonly o: Required<Omit<HostOptions, 'lsm' | 'raftLog' | 'seed' | 'transport' | 'nodeId' | 'dataDir'>>;
-  readonly stats = { turns: 0, logWrites: 0, entriesProposed: 0, commandsProposed: 0, applyWrites: 0, messagesSent: 0, sends: 0, snapshotsCreated: 0, snapshotsApplied: 0, ticks: 0 };
+  readonly stats = { turns: 0, logWrites: 0, entriesProposed: 0, commandsProposed: 0, applyWrites: 0, messagesSent: 0, messagesReceived: 0, sends: 0, snapshotsCreated: 0, snapshotsApplied: 0, ticks: 0 };
 
   private constructor(
     private readonly opts: HostOptions,
@@ -456,6 +456,7 @@ export class MultiRaftHost {
   private receive(from: number, batch: GroupMessage[]): void {
     if (this.closed) return;
     this.peerHeard.set(from, this.ticks);
+    this.stats.messagesReceived += batch.length;
     for (const { groupId, message } of batch) {
       if (groupId === 0) {
         this.hostMessage(from, message);
