@@ -84,7 +84,7 @@ function mirroredCounter(registry: Registry, name: string, help: string, labelNa
     registers: [registry],
     collect() {
       this.reset();
-      for (const [labels, v] of read()) if (v > 0) this.inc(labels, v);
+      for (const [labels, v] of read()) this.inc(labels, v); // 0 too: the series exists from the start
     },
   });
 }

@@ -2,13 +2,17 @@
 // any port, reported in the ready line and /api/stats) parses as the text exposition format, and
 // its counters move by exactly the requests made; monitoring.enable_monitoring=false listens on
 // nothing.
+import { readFileSync } from 'node:fs';
 import net from 'node:net';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { expect } from 'chai';
 import * as grpc from '@grpc/grpc-js';
 import { ServerProc, connect, freePorts, http, key, rmDir, tmpDir, type KvClient } from './harness.js';
 import { type Exposition, parseExposition, scrape, valueOf } from './prom.js';
 
 const SHARDS = 8;
+const DASHBOARD = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../docs/grafana/distcache.json');
 
 describe('server: Prometheus metrics (child process)', function () {
   this.timeout(60000);
@@ -106,6 +110,14 @@ describe('server: Prometheus metrics (child process)', function () {
     }
     expect(valueOf(after, 'distcache_engine_block_cache_requests_total', { result: 'hit' })).to.be.at.least(0);
     expect(valueOf(after, 'distcache_client_connections', { state: 'served' })).to.equal(1);
+  });
+
+  it('every metric the Grafana dashboard queries is exported', async () => {
+    const dash = JSON.parse(readFileSync(DASHBOARD, 'utf8')) as { panels: Array<{ targets: Array<{ expr: string }> }> };
+    const names = new Set(dash.panels.flatMap((p) => p.targets.flatMap((t) => t.expr.match(/\b(distcache|process|nodejs)_[a-z0-9_]+/g) ?? [])));
+    expect(names.size).to.be.greaterThan(10);
+    const m = await metrics();
+    for (const n of names) expect(m.samples.some((s) => s.name === n), n).to.equal(true);
   });
 });
 
