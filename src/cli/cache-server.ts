@@ -71,7 +71,7 @@ async function main(): Promise<void> {
   }
   const host = config.server.listen_address;
   process.stdout.write(
-    `distcache node ${config.cluster.node_id} ready in ${Date.now() - t0} ms: client ${host}:${node.ports.client} peer ${host}:${node.ports.peer} http ${host}:${node.ports.http}` +
+    `distcache node ${config.cluster.node_id} ready in ${Date.now() - t0} ms: client ${host}:${node.ports.client} peer ${host}:${node.ports.peer} http ${host}:${node.ports.http} metrics ${node.ports.metrics === 0 ? 'off' : `${host}:${node.ports.metrics}`}` +
       ` (mode ${config.cluster.mode}, ${node.shardMap.shardCount} shards, ${node.store.shardIds().length} local, rf ${config.cluster.replication_factor}, data ${config.server.data_directory}, pid ${process.pid})\n`,
   );
   let stopping = false;

@@ -12,6 +12,7 @@ import { desiredMetaReplicas } from './placement.js';
 import { type Desired, type Step, isMoving, nextStep } from './replica-plan.js';
 
 const MAX_TRANSFERS_PER_ROUND = 8;
+const ALIVE_WITHIN_MS = 1000;
 
 export interface RebalancerDeps {
   host: MultiRaftHost;
@@ -63,7 +64,10 @@ export class Rebalancer {
       const st = h.replicaStatus(shardId);
       if (st.role !== StateRole.Leader) continue;
       const mayStart = moving < this.d.maxConcurrentMoves;
-      const step = nextStep({ self: this.d.raftId, confState: st.confState, commit: st.commit, progress: st.progress }, desired, mayStart);
+      // Raft's recentActive can be stale right after an election; a replica also has to have
+      // been heard from by this node lately to count as caught up (no transfers to the dead)
+      const progress = new Map([...st.progress].map(([id, p]) => [id, { ...p, recentActive: p.recentActive && (id === this.d.raftId || h.sinceHeardMs(id) < ALIVE_WITHIN_MS) }]));
+      const step = nextStep({ self: this.d.raftId, confState: st.confState, commit: st.commit, progress }, desired, mayStart);
       if (!step) continue;
       // leadership moves are cheap but each costs its shard an election's worth of latency
       if (step.kind === 'transfer' && ++transfers > MAX_TRANSFERS_PER_ROUND) continue;

@@ -6,8 +6,12 @@
 //   GET  /api/cluster/nodes     members with peer/client addresses and shard leaders per node
 //   POST /api/storage/flush     flush the memtable to an SSTable
 //   POST /api/storage/compact   compact the whole key space
-//   POST /api/storage/backup    {"path": "..."}: engine checkpoint (hard links + manifest) at path
+//   POST /api/storage/backup    {"path": "..."}: a restorable backup of the node at path
+//                               (engine checkpoint + Raft state, docs/BACKUP.md); 400 bad or
+//                               missing path / path inside the data directory, 409 path exists
+//                               and is not empty
 import http from 'node:http';
+import { BackupError, backupNode } from '../store/backup.js';
 import type { CacheNode } from './node.js';
 import { META_SHARD_ID } from '../ring/index.js';
 
@@ -67,7 +71,17 @@ export class AdminHttp {
       case 'GET /api/health':
         return { status: 'ok', node_id: n.config.cluster.node_id, uptime_s: Math.round((Date.now() - n.startedAt) / 1000), shards: host.shardIds().filter((s) => s !== META_SHARD_ID).length, leaders: n.leaderCounts()[n.config.cluster.node_id] ?? 0 };
       case 'GET /api/stats':
-        return { node_id: n.config.cluster.node_id, requests: { ...n.requests, in_flight: n.inFlightRequests }, host: host.stats, transport: n.peerTransport.stats, engine: host.engine.stats(), memory: process.memoryUsage() };
+        return {
+          node_id: n.config.cluster.node_id,
+          ports: { client: n.ports.client, peer: n.ports.peer, http: n.ports.http, metrics: n.ports.metrics === 0 ? null : n.ports.metrics },
+          requests: { ...n.requests, in_flight: n.inFlightRequests },
+          connections: { ...n.connectionStats, max: n.config.server.max_connections },
+          host: host.stats,
+          raft_log: { ...host.log.stats, syncs: host.log.syncs },
+          transport: n.peerTransport.stats,
+          engine: host.engine.stats(),
+          memory: process.memoryUsage(),
+        };
       case 'GET /api/cluster/nodes': {
         const leaders = n.leaderCounts();
         return {
@@ -88,10 +102,12 @@ export class AdminHttp {
         const p = (j as { path?: unknown } | null)?.path;
         if (typeof p !== 'string' || p === '') throw new HttpError(400, 'INVALID_ARGUMENT', 'body must be {"path": "<directory>"}');
         try {
-          const r = await host.engine.checkpoint(p);
-          return { ok: true, path: p, ...r };
+          const cluster = { shard_count: n.shardMap.shardCount, replication_factor: n.shardMap.replicationFactor, members: n.members.map((m) => ({ node_id: m.nodeId, raft_id: m.raftId, peer_address: m.peerAddress })) };
+          const m = await backupNode(host, n.config.server.data_directory, p, { nodeId: n.config.cluster.node_id, cluster });
+          return { ok: true, path: p, created_at: m.created_at, engine: m.engine, shards: m.shards.length, copied_files: m.copied_files };
         } catch (err) {
-          throw new HttpError(400, 'BACKUP_FAILED', err instanceof Error ? err.message : String(err));
+          if (err instanceof BackupError) throw new HttpError(err.code === 'TARGET_NOT_EMPTY' ? 409 : err.code === 'INVALID_ARGUMENT' ? 400 : 500, err.code, err.message);
+          throw new HttpError(500, 'BACKUP_FAILED', err instanceof Error ? err.message : String(err));
         }
       }
     }

@@ -336,8 +336,8 @@ function buildSchema(): Record<string, Record<string, Leaf>> {
         format: 'distcache-path', default: './data', flag: '--data-dir',
         doc: 'Directory of this node\'s storage engine, Raft log and keys (relative paths: to the working directory).',
       }),
-      max_connections: leaf('server', 'max_connections', { ...int(1, 1_000_000), default: 1000, doc: 'Most concurrent client connections.' }),
-      request_timeout_ms: leaf('server', 'request_timeout_ms', { ...int(1, 3_600_000), default: 100, doc: 'Deadline of a client request when the client sets none, in milliseconds.' }),
+      max_connections: leaf('server', 'max_connections', { ...int(1, 1_000_000), default: 1000, doc: 'Most client gRPC connections served at once; calls on connections over the limit are answered RESOURCE_EXHAUSTED until one closes (see "Connection limit").' }),
+      request_timeout_ms: leaf('server', 'request_timeout_ms', { ...int(1, 3_600_000), default: 100, doc: 'Deadline of a client request when the client sets none, in milliseconds (see "Request deadline").' }),
     },
     cluster: {
       node_id: leaf('cluster', 'node_id', {

@@ -56,7 +56,7 @@ export class GrpcTransport implements Transport {
   private readonly maxBackoff: number;
   /** bound peer port (after start) */
   port = 0;
-  readonly stats = { batchesSent: 0, batchesDropped: 0, batchesReceived: 0, badBatches: 0, reconnects: 0 };
+  readonly stats = { batchesSent: 0, batchesDropped: 0, messagesDropped: 0, batchesReceived: 0, badBatches: 0, reconnects: 0 };
 
   constructor(private readonly o: GrpcTransportOptions) {
     this.minBackoff = o.minBackoffMs ?? 50;
@@ -132,6 +132,7 @@ export class GrpcTransport implements Transport {
     const stream = this.streamOf(peer);
     if (!stream) {
       this.stats.batchesDropped++;
+      this.stats.messagesDropped += batch.length;
       const now = Date.now();
       if (now - peer.reportedAt >= this.minBackoff) {
         peer.reportedAt = now;

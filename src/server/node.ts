@@ -4,7 +4,11 @@
 //   - the client gRPC API (proto/distcache.proto KeyValue) on listen_address:listen_port,
 //     each request through the Pipeline (validation, auth, acl, audit, hot-key slots) to the router;
 //   - the node-to-node RaftTransport on peer_port (grpc-transport.ts);
-//   - the admin HTTP API on http_port (admin-http.ts).
+//   - the admin HTTP API on http_port (admin-http.ts);
+//   - Prometheus metrics on monitoring.metrics_port unless monitoring.enable_monitoring is false
+//     (metrics-http.ts; the registry is src/monitoring/metrics.ts).
+// The client port is a net.Server of our own that hands connections to grpc-js
+// (client-listener.ts: server.max_connections); each handler is wrapped by call-accounting.ts.
 // stop() is the graceful shutdown: stop accepting, let in-flight calls finish (bounded), close
 // the host (transport, Raft log, engine).
 //
@@ -27,7 +31,12 @@ import { ClusterController } from '../cluster/controller.js';
 import { KvError } from '../util/errors.js';
 import type { NodeConfig } from './config.js';
 import { AdminHttp } from './admin-http.js';
+import { NodeMetrics } from '../monitoring/metrics.js';
+import { accountedUnary } from './call-accounting.js';
+import { ClientListener, type ConnectionStats } from './client-listener.js';
 import { GrpcTransport } from './grpc-transport.js';
+import { MetricsHttp } from './metrics-http.js';
+import { metricsSources } from './node-metrics.js';
 import { ApiError, DEFAULT_ORDER, type Interceptor, type MethodName, Pipeline, type RequestContext, passThrough } from './pipeline.js';
 import { type PJoinResponse as JoinResponse, type PKey, loadServices } from './proto.js';
 import { clusterAdminCall } from './admin-client.js';
@@ -72,12 +81,16 @@ export class CacheNode {
   private transport!: GrpcTransport;
   private readonly server = new grpc.Server({ 'grpc.max_receive_message_length': MAX_REQUEST_BYTES, 'grpc.max_send_message_length': MAX_REQUEST_BYTES });
   private admin!: AdminHttp;
+  private clientListener!: ClientListener;
+  private metrics: NodeMetrics | undefined;
+  private metricsHttp: MetricsHttp | undefined;
   private readonly pipeline: Pipeline;
   private readonly byRaftId = new Map<number, MemberInfo>();
   private stopping: Promise<void> | undefined;
   private inFlight = 0;
   readonly startedAt = Date.now();
-  readonly ports = { client: 0, peer: 0, http: 0 };
+  /** Bound ports; metrics is 0 when monitoring is disabled. */
+  readonly ports = { client: 0, peer: 0, http: 0, metrics: 0 };
   readonly requests = { total: 0, errors: 0 };
 
   private constructor(
@@ -254,16 +267,20 @@ export class CacheNode {
       log: (l) => this.log(l),
     });
 
+    if (c.monitoring.enable_monitoring) this.metrics = new NodeMetrics({ nodeId: c.cluster.node_id, sources: metricsSources(this) });
+    this.clientListener = new ClientListener(this.server, c.server.max_connections);
     this.server.addService(this.keyValueService(), this.handlers());
     this.server.addService(loadServices().clusterAdmin.service, this.adminHandlers());
-    this.ports.client = await new Promise<number>((resolve, reject) =>
-      this.server.bindAsync(hostPort(c.server.listen_address, c.server.listen_port), grpc.ServerCredentials.createInsecure(), (err, port) => (err ? reject(err) : resolve(port))),
-    );
+    this.ports.client = await this.clientListener.listen(c.server.listen_address, c.server.listen_port);
     const me = this.byRaftId.get(this.raftId)!;
     if (c.server.listen_port === 0) me.clientAddress = replacePort(me.clientAddress, this.ports.client);
     this.controller?.start();
     this.admin = new AdminHttp(this);
     this.ports.http = await this.admin.listen(c.server.listen_address, c.server.http_port);
+    if (this.metrics) {
+      this.metricsHttp = new MetricsHttp(this.metrics);
+      this.ports.metrics = await this.metricsHttp.listen(c.server.listen_address, c.monitoring.metrics_port);
+    }
   }
 
   private raftIdOf(nodeId: string): number {
@@ -282,6 +299,10 @@ export class CacheNode {
 
   get inFlightRequests(): number {
     return this.inFlight;
+  }
+
+  get connectionStats(): ConnectionStats {
+    return this.clientListener.stats;
   }
 
   // ------------------------------------------------------------------ gRPC plumbing
@@ -321,7 +342,8 @@ export class CacheNode {
       ClusterInfo: () => Promise.resolve(this.clusterInfo()),
     };
     for (const [name, fn] of Object.entries(methods) as Array<[MethodName, (req: never) => Promise<unknown>]>) {
-      h[name] = (call: grpc.ServerUnaryCall<unknown, unknown>, cb: grpc.sendUnaryData<unknown>) => void this.serve(name, call, cb, fn);
+      const acc = { listener: this.clientListener, metrics: this.metrics };
+      h[name] = accountedUnary(name, acc, (call, cb) => void this.serve(name, call, cb, fn));
     }
     return h;
   }
@@ -622,6 +644,8 @@ export class CacheNode {
       this.controller?.stop();
       this.meta?.close();
       await this.admin?.close();
+      await this.metricsHttp?.close();
+      this.clientListener?.stopAccepting();
       await new Promise<void>((resolve) => {
         const t = setTimeout(() => {
           this.server.forceShutdown();

@@ -167,7 +167,7 @@ export class MultiRaftHost {
   private readonly peerHeardAt = new Map<number, number>();
   private readonly rng: Rng;
   private readonly o: Required<Omit<HostOptions, 'lsm' | 'raftLog' | 'seed' | 'transport' | 'nodeId' | 'dataDir' | 'mayCreateReplica'>>;
-  readonly stats = { turns: 0, logWrites: 0, entriesProposed: 0, commandsProposed: 0, applyWrites: 0, messagesSent: 0, sends: 0, snapshotsCreated: 0, snapshotsApplied: 0, ticks: 0, replicasCreated: 0, replicasDestroyed: 0 };
+  readonly stats = { turns: 0, logWrites: 0, entriesProposed: 0, commandsProposed: 0, applyWrites: 0, messagesSent: 0, sends: 0, snapshotsCreated: 0, snapshotsApplied: 0, messagesReceived: 0, ticks: 0, replicasCreated: 0, replicasDestroyed: 0 };
 
   private constructor(
     private readonly opts: HostOptions,
@@ -554,6 +554,7 @@ export class MultiRaftHost {
     if (this.closed) return;
     this.peerHeard.set(from, this.ticks);
     this.peerHeardAt.set(from, Date.now());
+    this.stats.messagesReceived += batch.length;
     for (const { groupId, message } of batch) {
       if (groupId === 0) {
         this.hostMessage(from, message);

@@ -334,6 +334,11 @@ export class RaftLogStore {
     return this.wal.currentSegment;
   }
 
+  /** fsyncs of the log's WAL since open (metrics). */
+  get syncs(): number {
+    return this.wal.stats.syncs;
+  }
+
   segmentFile(n: number): string {
     return segmentFileName(n);
   }

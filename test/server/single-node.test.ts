@@ -123,7 +123,7 @@ describe('server: single node (child process)', function () {
     const h = await http(ports[2]!, 'GET', '/api/health');
     expect(h.status).to.equal(200);
     expect(h.json).to.include({ status: 'ok', node_id: 'node1', shards: 1024, leaders: 1024 });
-    expect((await http(ports[2]!, 'GET', '/api/stats')).json).to.have.keys('node_id', 'requests', 'host', 'transport', 'engine', 'memory');
+    expect((await http(ports[2]!, 'GET', '/api/stats')).json).to.include.keys('node_id', 'ports', 'requests', 'connections', 'host', 'raft_log', 'transport', 'engine', 'memory');
     const nodes = await http(ports[2]!, 'GET', '/api/cluster/nodes');
     expect((nodes.json['nodes'] as unknown[]).length).to.equal(1);
     expect((await http(ports[2]!, 'POST', '/api/storage/flush')).json).to.deep.equal({ ok: true });
