@@ -3,6 +3,7 @@
 // ring places on it (static bootstrap from cluster.members), and serves:
 //   - the client gRPC API (proto/distcache.proto KeyValue) on listen_address:listen_port,
 //     each request through the Pipeline (validation, auth, acl, audit, hot-key slots) to the router;
+//     unary calls here, the multiplexed Session stream in session-api.ts (same pipeline, same router);
 //   - the node-to-node RaftTransport on peer_port (grpc-transport.ts);
 //   - the admin HTTP API on http_port (admin-http.ts).
 // stop() is the graceful shutdown: stop accepting, let in-flight calls finish (bounded), close
@@ -23,6 +24,7 @@ import { GrpcTransport } from './grpc-transport.js';
 import { ApiError, DEFAULT_ORDER, type Interceptor, type MethodName, Pipeline, type RequestContext, passThrough } from './pipeline.js';
 import { type PKey, loadServices } from './proto.js';
 import { MAX_REQUEST_BYTES, validationInterceptor } from './validation.js';
+import { SessionApi, type SessionMethod } from './session-api.js';
 
 export interface CacheNodeOptions {
   /** ms per Raft tick (default 100) */
@@ -50,6 +52,7 @@ export class CacheNode {
   private transport!: GrpcTransport;
   private readonly server = new grpc.Server({ 'grpc.max_receive_message_length': MAX_REQUEST_BYTES, 'grpc.max_send_message_length': MAX_REQUEST_BYTES });
   private admin!: AdminHttp;
+  private sessions!: SessionApi;
   private readonly pipeline: Pipeline;
   private readonly byRaftId = new Map<number, MemberInfo>();
   private stopping: Promise<void> | undefined;
@@ -118,7 +121,21 @@ export class CacheNode {
     // Preferred leaders campaign right away (no election timeout to wait for at start-up).
     for (const s of mine) if (s.leaderHint === c.cluster.node_id && !this.host.isLeader(s.shardId)) this.host.campaign(s.shardId);
 
-    this.server.addService(this.keyValueService(), this.handlers());
+    this.sessions = new SessionApi({
+      pipeline: this.pipeline,
+      dispatch: (method, req) => this.dispatch(method, req),
+      toStatus: (err) => this.toStatus(err),
+      requestTimeoutMs: () => this.config.server.request_timeout_ms,
+      onStart: () => {
+        this.inFlight++;
+        this.requests.total++;
+      },
+      onDone: (failed) => {
+        this.inFlight--;
+        if (failed) this.requests.errors++;
+      },
+    });
+    this.server.addService(this.keyValueService(), { ...this.handlers(), Session: this.sessions.handler });
     this.ports.client = await new Promise<number>((resolve, reject) =>
       this.server.bindAsync(hostPort(c.server.listen_address, c.server.listen_port), grpc.ServerCredentials.createInsecure(), (err, port) => (err ? reject(err) : resolve(port))),
     );
@@ -170,9 +187,13 @@ export class CacheNode {
     return out as grpc.ServiceDefinition;
   }
 
-  private handlers(): grpc.UntypedServiceImplementation {
-    const h: grpc.UntypedServiceImplementation = {};
-    const methods: Record<MethodName, (req: never) => Promise<unknown>> = {
+  /** The router function of a unary method (what the pipeline's terminal step runs). */
+  private dispatch(method: SessionMethod, req: unknown): Promise<unknown> {
+    return this.routes()[method](req as never);
+  }
+
+  private routes(): Record<MethodName, (req: never) => Promise<unknown>> {
+    return (this.routeTable ??= {
       Get: (r) => this.get(r),
       Put: (r) => this.put(r),
       Delete: (r) => this.delete(r),
@@ -181,8 +202,13 @@ export class CacheNode {
       MultiPut: (r) => this.multiPut(r),
       RangeScan: (r) => this.rangeScan(r),
       ClusterInfo: () => Promise.resolve(this.clusterInfo()),
-    };
-    for (const [name, fn] of Object.entries(methods) as Array<[MethodName, (req: never) => Promise<unknown>]>) {
+    });
+  }
+  private routeTable: Record<MethodName, (req: never) => Promise<unknown>> | undefined;
+
+  private handlers(): grpc.UntypedServiceImplementation {
+    const h: grpc.UntypedServiceImplementation = {};
+    for (const [name, fn] of Object.entries(this.routes()) as Array<[MethodName, (req: never) => Promise<unknown>]>) {
       h[name] = (call: grpc.ServerUnaryCall<unknown, unknown>, cb: grpc.sendUnaryData<unknown>) => void this.serve(name, call, cb, fn);
     }
     return h;
@@ -405,6 +431,7 @@ export class CacheNode {
   stop(): Promise<void> {
     this.stopping ??= (async () => {
       await this.admin?.close();
+      this.sessions?.drain();
       await new Promise<void>((resolve) => {
         const t = setTimeout(() => {
           this.server.forceShutdown();
