@@ -245,7 +245,7 @@ describe('server: Session stream (3-node cluster)', function () {
     for (const d of dirs) rmDir(d);
   });
 
-  /** The leader (node id) of the shard of key `name`, once every node agrees on one. */
+  /** The leader (node id) of the shard of key `name`, which holds 'seed' under `name` after this. */
   async function leaderOf(name: string): Promise<{ leader: string; followers: string[] }> {
     return eventually(async () => {
       const u = connect(addrOf.get('n1')!);
@@ -254,6 +254,14 @@ describe('server: Session stream (3-node cluster)', function () {
         const e = await u.call('Put', { key: key(name), value: v('seed') }).then(() => undefined, (err: unknown) => err as grpc.ServiceError);
         const leader = e === undefined ? 'n1' : String(e.metadata.get('leader-id')[0] ?? '');
         if (!ids.includes(leader)) throw new Error(`no leader known for ${name}: ${e?.message}`);
+        if (leader !== 'n1') {
+          const l = connect(addrOf.get(leader)!);
+          try {
+            await l.call('Put', { key: key(name), value: v('seed') });
+          } finally {
+            l.close();
+          }
+        }
         return { leader, followers: ids.filter((x) => x !== leader) };
       } finally {
         u.close();
