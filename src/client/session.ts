@@ -132,7 +132,11 @@ export class SessionConn {
     const s = this.current;
     if (!s) return; // closed meanwhile: its waiters were failed already
     // grpc-js buffers while connecting and under flow control; a failed stream reports 'error'
-    s.call.write({ requests });
+    try {
+      s.call.write({ requests });
+    } catch (e) {
+      this.broken(s, e); // e.g. written after the stream ended, before 'end' reached us
+    }
   }
 
   private onBatch(s: Stream, responses: WireResponse[]): void {
