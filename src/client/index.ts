@@ -1,10 +1,17 @@
 // distcache/client: a TypeScript client for the KeyValue gRPC service (proto/distcache.proto).
 // Learns the shard map and the shard leaders through ClusterInfo, sends each op to its shard's
-// leader, follows NOT_LEADER hints, splits multi-ops by shard (in parallel) and retries idempotent
-// ops on UNAVAILABLE with backoff within a per-op deadline. One grpc channel per node, reused.
+// leader (follower reads: to any replica, the least loaded), follows NOT_LEADER hints, splits
+// multi-ops by shard (in parallel) and retries idempotent ops on UNAVAILABLE with backoff within
+// a per-op deadline. One grpc channel per node, reused; by default every op travels on that
+// node's multiplexed Session stream (./session.ts: ops of one event-loop turn share one
+// RequestBatch), ClusterInfo as a unary call. `transport: 'unary'` sends one unary call per op.
 import * as grpc from '@grpc/grpc-js';
 import { encodeKey, shardOf } from '../ring/index.js';
 import { loadServices } from '../server/proto.js';
+import { ClientError, toClientError } from './errors.js';
+import { SessionConn } from './session.js';
+
+export { ClientError, type ClientErrorCode, toClientError } from './errors.js';
 
 export type Bytes = Buffer | string;
 export type Key = string | { primary: Bytes; secondary?: Bytes };
@@ -15,6 +22,8 @@ export interface ClientOptions {
   timeoutMs?: number;
   /** Maximum attempts after the first one (default 10). */
   retries?: number;
+  /** 'session' (default): ops multiplexed on one stream per node; 'unary': one call per op. */
+  transport?: 'session' | 'unary';
 }
 
 export interface GetResult {
@@ -34,68 +43,6 @@ export interface RangeScanOptions {
   /** Maximum items (default 1000). */
   limit?: number;
   consistency?: Consistency;
-}
-
-export type ClientErrorCode =
-  | 'NOT_LEADER'
-  | 'VERSION_MISMATCH'
-  | 'INVALID_ARGUMENT'
-  | 'KEY_TOO_LARGE'
-  | 'VALUE_TOO_LARGE'
-  | 'UNAVAILABLE'
-  | 'TIMEOUT'
-  | 'PROPOSAL_DROPPED'
-  | 'NOT_SUPPORTED'
-  | 'CLOSED'
-  | 'INTERNAL'
-  | 'UNKNOWN';
-
-export class ClientError extends Error {
-  readonly code: ClientErrorCode;
-  readonly grpcCode: number | undefined;
-  readonly leaderHint: string | undefined;
-  readonly leaderId: string | undefined;
-  readonly currentVersion: number | undefined;
-  constructor(code: ClientErrorCode, message: string, extra: { grpcCode?: number; leaderHint?: string; leaderId?: string; currentVersion?: number; cause?: unknown } = {}) {
-    super(message, extra.cause === undefined ? undefined : { cause: extra.cause });
-    this.name = 'ClientError';
-    this.code = code;
-    this.grpcCode = extra.grpcCode;
-    this.leaderHint = extra.leaderHint;
-    this.leaderId = extra.leaderId;
-    this.currentVersion = extra.currentVersion;
-  }
-}
-
-const KNOWN_CODES = new Set<string>(['NOT_LEADER', 'VERSION_MISMATCH', 'INVALID_ARGUMENT', 'KEY_TOO_LARGE', 'VALUE_TOO_LARGE', 'UNAVAILABLE', 'TIMEOUT', 'PROPOSAL_DROPPED', 'NOT_SUPPORTED', 'CLOSED']);
-
-/** Maps a grpc-js error (status + trailing metadata) to a ClientError. */
-export function toClientError(e: unknown): ClientError {
-  if (e instanceof ClientError) return e;
-  const se = e as Partial<grpc.ServiceError>;
-  if (typeof se?.code !== 'number') return new ClientError('UNKNOWN', e instanceof Error ? e.message : String(e), { cause: e });
-  const md1 = (k: string): string | undefined => {
-    const v = se.metadata?.get(k)[0];
-    return v === undefined ? undefined : String(v);
-  };
-  const ec = md1('error-code');
-  let code: ClientErrorCode;
-  if (ec !== undefined && KNOWN_CODES.has(ec)) code = ec as ClientErrorCode;
-  else if (se.code === grpc.status.FAILED_PRECONDITION) code = 'NOT_LEADER';
-  else if (se.code === grpc.status.ABORTED) code = 'VERSION_MISMATCH';
-  else if (se.code === grpc.status.INVALID_ARGUMENT) code = 'INVALID_ARGUMENT';
-  else if (se.code === grpc.status.UNAVAILABLE) code = 'UNAVAILABLE';
-  else if (se.code === grpc.status.DEADLINE_EXCEEDED) code = 'TIMEOUT';
-  else if (se.code === grpc.status.CANCELLED) code = 'CLOSED';
-  else code = se.code === grpc.status.INTERNAL ? 'INTERNAL' : 'UNKNOWN';
-  const extra: { grpcCode: number; leaderHint?: string; leaderId?: string; currentVersion?: number; cause: unknown } = { grpcCode: se.code, cause: e };
-  const hint = md1('leader-hint');
-  const lid = md1('leader-id');
-  const cv = md1('current-version');
-  if (hint !== undefined) extra.leaderHint = hint;
-  if (lid !== undefined) extra.leaderId = lid;
-  if (cv !== undefined) extra.currentVersion = Number(cv);
-  return new ClientError(code, se.details || se.message || code, extra);
 }
 
 interface PKey {
@@ -119,8 +66,9 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
 /** True when the error proves the server did not apply the operation. */
 function provablyNotApplied(e: ClientError): boolean {
   if (e.code === 'NOT_LEADER' || e.code === 'INVALID_ARGUMENT' || e.code === 'KEY_TOO_LARGE' || e.code === 'VALUE_TOO_LARGE') return true;
-  // the connection was never established: the request never left this process
-  if (e.code === 'UNAVAILABLE' && e.grpcCode === grpc.status.UNAVAILABLE && /No connection established|ECONNREFUSED|connect/i.test(e.message)) return true;
+  // the connection was never established: the request never left this process ("Connection
+  // dropped" is NOT such a case: the request may have reached the server)
+  if (e.code === 'UNAVAILABLE' && e.grpcCode === grpc.status.UNAVAILABLE && /No connection established|ECONNREFUSED/i.test(e.message)) return true;
   return false;
 }
 
@@ -131,8 +79,12 @@ interface ShardRoute {
 
 export class CacheClient {
   private readonly channels = new Map<string, grpc.Client>();
+  private readonly sessions = new Map<string, SessionConn>();
+  /** unary calls in flight per address (sessions count their own) */
+  private readonly unaryInFlight = new Map<string, number>();
   private readonly timeoutMs: number;
   private readonly retries: number;
+  private readonly useSessions: boolean;
   private shardCount = 0;
   private shards: ShardRoute[] = [];
   private readonly memberAddr = new Map<string, string>(); // node id -> client address
@@ -143,6 +95,7 @@ export class CacheClient {
   private constructor(private readonly endpoints: string[], options: ClientOptions) {
     this.timeoutMs = options.timeoutMs ?? 5000;
     this.retries = options.retries ?? 10;
+    this.useSessions = (options.transport ?? 'session') === 'session';
   }
 
   /** Connects to a cluster through any of `endpoints` (host:port of nodes' client gRPC ports). */
@@ -170,13 +123,34 @@ export class CacheClient {
     return ch;
   }
 
+  private session(addr: string): SessionConn {
+    let s = this.sessions.get(addr);
+    if (!s) {
+      const ch = this.channel(addr);
+      s = new SessionConn(() => (ch as unknown as { Session: () => grpc.ClientDuplexStream<unknown, unknown> }).Session());
+      this.sessions.set(addr, s);
+    }
+    return s;
+  }
+
   private rawCall(addr: string, method: string, req: object, deadline: number): Promise<Resp> {
     if (this.closed) return Promise.reject(new ClientError('CLOSED', 'client is closed'));
+    if (this.useSessions && method !== 'ClusterInfo') return this.session(addr).call(method, req, deadline);
     const ch = this.channel(addr);
     const fn = (ch as unknown as Record<string, Unary>)[method]!;
+    this.unaryInFlight.set(addr, (this.unaryInFlight.get(addr) ?? 0) + 1);
     return new Promise((resolve, reject) => {
-      fn.call(ch, req, new grpc.Metadata(), { deadline }, (e, r) => (e ? reject(toClientError(e)) : resolve(r)));
+      fn.call(ch, req, new grpc.Metadata(), { deadline }, (e, r) => {
+        this.unaryInFlight.set(addr, (this.unaryInFlight.get(addr) ?? 1) - 1);
+        if (e) reject(toClientError(e));
+        else resolve(r);
+      });
     });
+  }
+
+  /** Ops in flight to `addr`, on its session and as unary calls. */
+  private load(addr: string): number {
+    return (this.sessions.get(addr)?.inFlight ?? 0) + (this.unaryInFlight.get(addr) ?? 0);
   }
 
   private allAddresses(): string[] {
@@ -237,12 +211,25 @@ export class CacheClient {
     return shardOf(k.primary, this.shardCount);
   }
 
-  /** Where to send an op on `shard`: its known leader, else any node. */
+  /** Where to send an op on `shard`: its known leader, else any node. With anyReplica (follower
+   *  reads), the replica with the fewest ops in flight, ties broken round-robin. */
   private target(shard: number, anyReplica: boolean): string {
     const r = this.shards[shard];
-    if (anyReplica && r) {
-      const addrs = r.replicas.map((id) => this.memberAddr.get(id)).filter((a): a is string => a !== undefined);
-      if (addrs.length > 0) return addrs[this.rr++ % addrs.length]!;
+    if (anyReplica && r && r.replicas.length > 0) {
+      const n = r.replicas.length;
+      const start = this.rr++;
+      let best: string | undefined;
+      let bestLoad = Infinity;
+      for (let i = 0; i < n; i++) {
+        const a = this.memberAddr.get(r.replicas[(start + i) % n]!);
+        if (a === undefined) continue;
+        const l = this.load(a);
+        if (l < bestLoad) {
+          best = a;
+          bestLoad = l;
+        }
+      }
+      if (best !== undefined) return best;
     }
     if (r && r.leader !== '') return r.leader;
     return this.nextAddress();
@@ -434,6 +421,8 @@ export class CacheClient {
 
   close(): void {
     this.closed = true;
+    for (const s of this.sessions.values()) s.close();
+    this.sessions.clear();
     for (const ch of this.channels.values()) ch.close();
     this.channels.clear();
   }

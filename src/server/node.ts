@@ -3,6 +3,7 @@
 // ring places on it (static bootstrap from cluster.members), and serves:
 //   - the client gRPC API (proto/distcache.proto KeyValue) on listen_address:listen_port,
 //     each request through the Pipeline (validation, auth, acl, audit, hot-key slots) to the router;
+//     unary calls here, the multiplexed Session stream in session-api.ts (same pipeline, same router);
 //   - the node-to-node RaftTransport on peer_port (grpc-transport.ts);
 //   - the admin HTTP API on http_port (admin-http.ts);
 //   - Prometheus metrics on monitoring.metrics_port unless monitoring.enable_monitoring is false
@@ -43,6 +44,7 @@ import { clusterAdminCall } from './admin-client.js';
 import { type Identity, checkIdentity, readIdentity, writeIdentity } from './identity.js';
 import { admit, decommission, markRemoved } from '../cluster/membership.js';
 import { MAX_REQUEST_BYTES, validationInterceptor } from './validation.js';
+import { SessionApi, type SessionMethod } from './session-api.js';
 
 export interface CacheNodeOptions {
   /** ms per Raft tick (default 100) */
@@ -84,6 +86,7 @@ export class CacheNode {
   private clientListener!: ClientListener;
   private metrics: NodeMetrics | undefined;
   private metricsHttp: MetricsHttp | undefined;
+  private sessions!: SessionApi;
   private readonly pipeline: Pipeline;
   private readonly byRaftId = new Map<number, MemberInfo>();
   private stopping: Promise<void> | undefined;
@@ -269,7 +272,21 @@ export class CacheNode {
 
     if (c.monitoring.enable_monitoring) this.metrics = new NodeMetrics({ nodeId: c.cluster.node_id, sources: metricsSources(this) });
     this.clientListener = new ClientListener(this.server, c.server.max_connections);
-    this.server.addService(this.keyValueService(), this.handlers());
+    this.sessions = new SessionApi({
+      pipeline: this.pipeline,
+      dispatch: (method, req) => this.dispatch(method, req),
+      toStatus: (err) => this.toStatus(err),
+      requestTimeoutMs: () => this.config.server.request_timeout_ms,
+      onStart: () => {
+        this.inFlight++;
+        this.requests.total++;
+      },
+      onDone: (failed) => {
+        this.inFlight--;
+        if (failed) this.requests.errors++;
+      },
+    });
+    this.server.addService(this.keyValueService(), { ...this.handlers(), Session: this.sessions.handler });
     this.server.addService(loadServices().clusterAdmin.service, this.adminHandlers());
     this.ports.client = await this.clientListener.listen(c.server.listen_address, c.server.listen_port);
     const me = this.byRaftId.get(this.raftId)!;
@@ -329,9 +346,13 @@ export class CacheNode {
     return out as grpc.ServiceDefinition;
   }
 
-  private handlers(): grpc.UntypedServiceImplementation {
-    const h: grpc.UntypedServiceImplementation = {};
-    const methods: Record<MethodName, (req: never) => Promise<unknown>> = {
+  /** The router function of a unary method (what the pipeline's terminal step runs). */
+  private dispatch(method: SessionMethod, req: unknown): Promise<unknown> {
+    return this.routes()[method](req as never);
+  }
+
+  private routes(): Record<MethodName, (req: never) => Promise<unknown>> {
+    return (this.routeTable ??= {
       Get: (r) => this.get(r),
       Put: (r) => this.put(r),
       Delete: (r) => this.delete(r),
@@ -340,8 +361,13 @@ export class CacheNode {
       MultiPut: (r) => this.multiPut(r),
       RangeScan: (r) => this.rangeScan(r),
       ClusterInfo: () => Promise.resolve(this.clusterInfo()),
-    };
-    for (const [name, fn] of Object.entries(methods) as Array<[MethodName, (req: never) => Promise<unknown>]>) {
+    });
+  }
+  private routeTable: Record<MethodName, (req: never) => Promise<unknown>> | undefined;
+
+  private handlers(): grpc.UntypedServiceImplementation {
+    const h: grpc.UntypedServiceImplementation = {};
+    for (const [name, fn] of Object.entries(this.routes()) as Array<[MethodName, (req: never) => Promise<unknown>]>) {
       const acc = { listener: this.clientListener, metrics: this.metrics };
       h[name] = accountedUnary(name, acc, (call, cb) => void this.serve(name, call, cb, fn));
     }
@@ -646,6 +672,7 @@ export class CacheNode {
       await this.admin?.close();
       await this.metricsHttp?.close();
       this.clientListener?.stopAccepting();
+      this.sessions?.drain();
       await new Promise<void>((resolve) => {
         const t = setTimeout(() => {
           this.server.forceShutdown();

@@ -167,7 +167,7 @@ export class MultiRaftHost {
   private readonly peerHeardAt = new Map<number, number>();
   private readonly rng: Rng;
   private readonly o: Required<Omit<HostOptions, 'lsm' | 'raftLog' | 'seed' | 'transport' | 'nodeId' | 'dataDir' | 'mayCreateReplica'>>;
-  readonly stats = { turns: 0, logWrites: 0, entriesProposed: 0, commandsProposed: 0, applyWrites: 0, messagesSent: 0, sends: 0, snapshotsCreated: 0, snapshotsApplied: 0, messagesReceived: 0, ticks: 0, replicasCreated: 0, replicasDestroyed: 0 };
+  readonly stats = { turns: 0, logWrites: 0, entriesProposed: 0, commandsProposed: 0, applyWrites: 0, messagesSent: 0, sends: 0, snapshotsCreated: 0, snapshotsApplied: 0, messagesReceived: 0, ticks: 0, replicasCreated: 0, replicasDestroyed: 0, reads: 0, followerReads: 0 };
 
   private constructor(
     private readonly opts: HostOptions,
@@ -863,12 +863,16 @@ export class MultiRaftHost {
 
   private serveReads(g: Group): void {
     if (g.readWait.length === 0) return;
+    // reads this replica serves while not leading: follower ReadIndex (offloaded from the leader)
+    const follower = g.node.raft.role !== StateRole.Leader;
     const keep: typeof g.readWait = [];
     for (const w of g.readWait) {
       if (w.index > g.applied) {
         keep.push(w);
         continue;
       }
+      this.stats.reads += w.reads.length;
+      if (follower) this.stats.followerReads += w.reads.length;
       for (const r of w.reads) {
         try {
           r.resolve(readValue(this.engine, g.shardId, r.key));
