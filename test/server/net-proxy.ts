@@ -11,10 +11,14 @@
 //                         silently dropping link), new connections are accepted and held without
 //                         dialing the target. heal() lets the held bytes through, as TCP
 //                         retransmission would after a short partition.
-// heal() restores forwarding for new connections (and resumes held ones).
+//   - block('replies'):   requests still reach the target, its replies are held: the link that
+//                         fails after the server got (and maybe applied) a request. Existing
+//                         connections only; new ones are forwarded normally.
+// heal() restores forwarding for new connections (and resumes held ones); resetConnections()
+// closes the connections open now (RST or FIN) and leaves the listener as it is.
 import net from 'node:net';
 
-export type BlockMode = 'reset' | 'blackhole';
+export type BlockMode = 'reset' | 'blackhole' | 'replies';
 
 interface Link {
   client: net.Socket;
@@ -24,7 +28,9 @@ interface Link {
 export class NetProxy {
   private readonly server: net.Server;
   private readonly links = new Set<Link>();
-  private mode: BlockMode | undefined;
+  private mode: 'reset' | 'blackhole' | undefined;
+  /** block('replies') is in force on the links open when it was called */
+  private held = false;
   readonly stats = { accepted: 0, refused: 0 };
 
   private constructor(
@@ -49,7 +55,7 @@ export class NetProxy {
   }
 
   get blocked(): boolean {
-    return this.mode !== undefined;
+    return this.mode !== undefined || this.held;
   }
 
   private accept(client: net.Socket): void {
@@ -89,6 +95,14 @@ export class NetProxy {
 
   /** Cuts the link (see the file comment for the modes). */
   block(mode: BlockMode = 'reset'): void {
+    if (mode === 'replies') {
+      for (const link of this.links) {
+        link.upstream?.unpipe();
+        link.upstream?.pause();
+      }
+      this.held = true;
+      return;
+    }
     this.mode = mode;
     for (const link of [...this.links]) {
       if (mode === 'reset') {
@@ -105,8 +119,29 @@ export class NetProxy {
     }
   }
 
+  /** Closes every connection open now, with an RST ('rst') or an orderly FIN ('fin': what the
+   *  peer of a killed process with no unread input sees); new ones are handled as before. */
+  resetConnections(how: 'rst' | 'fin' = 'rst'): void {
+    for (const link of [...this.links]) {
+      if (how === 'rst') {
+        link.client.resetAndDestroy();
+        link.upstream?.resetAndDestroy();
+      }
+      this.drop(link);
+    }
+    this.held = false;
+  }
+
   /** Restores the link: new connections are forwarded, held ones resume. */
   heal(): void {
+    if (this.held) {
+      this.held = false;
+      for (const link of this.links) {
+        if (!link.upstream) continue;
+        link.upstream.pipe(link.client);
+        link.upstream.resume();
+      }
+    }
     const was = this.mode;
     this.mode = undefined;
     if (was !== 'blackhole') return;
