@@ -1,6 +1,8 @@
 // Client-side linearizability of a real 3-process cluster under crashes: several CacheClients run
 // random get / put / putIfVersionMatch / remove on a few keys (so operations conflict) while the
-// leader of the keys' shard is SIGKILLed and restarted on its data directory, twice. Every
+// leader of the keys' shard is SIGKILLed and restarted on its data directory, then cut off from
+// the other nodes by a network partition (the nodes talk through NetProxy links) and healed,
+// then SIGKILLed and restarted again. Every
 // operation is recorded with its invocation and response time (HistoryRecorder); an operation
 // that failed with an unknown outcome (timeout, PROPOSAL_DROPPED, connection lost after sending)
 // is recorded as such, and the checker may let it take effect or not. The history is checked
@@ -13,7 +15,8 @@ import { expect } from 'chai';
 import { CacheClient, ClientError, type Key } from '../../src/client/index.js';
 import { HistoryRecorder, checkHistory, type OpOutput } from '../../src/testing/linearizability.js';
 import { Rng } from '../../src/util/rng.js';
-import { type ClusterNode, type KvClient, connect, eventually, key, localCluster, rmDir } from './harness.js';
+import { type KvClient, connect, eventually, key } from './harness.js';
+import { ProxiedCluster, type ProxiedNode } from './proxied-cluster.js';
 
 const SHARDS = 8;
 const CLIENTS = 5;
@@ -30,22 +33,23 @@ const TEST_BUGS = new Set(['INVALID_ARGUMENT', 'KEY_TOO_LARGE', 'VALUE_TOO_LARGE
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-describe('server: linearizability under leader crashes (3 processes, checked history)', function () {
+describe('server: linearizability under leader crashes and a partition (3 processes, checked history)', function () {
   this.timeout(120000);
   const seed = process.env['SEED'] !== undefined ? Number(process.env['SEED']) : Math.floor(Math.random() * 2 ** 31);
-  let nodes: ClusterNode[] = [];
+  let cluster: ProxiedCluster;
+  let nodes: ProxiedNode[] = [];
 
   before(async () => {
-    nodes = await localCluster(['n1', 'n2', 'n3'], SHARDS);
-    await Promise.all(nodes.map((n) => n.proc.start()));
+    cluster = await ProxiedCluster.create(['n1', 'n2', 'n3'], SHARDS);
+    nodes = cluster.nodes;
+    await cluster.start();
   });
 
   after(async () => {
-    await Promise.all(nodes.map((n) => n.proc.kill('SIGKILL')));
-    for (const n of nodes) rmDir(n.dir);
+    await cluster?.destroy();
   });
 
-  it('concurrent clients on 4 keys while the shard leader is SIGKILLed and restarted: the history is linearizable, no acknowledged write is lost', async () => {
+  it('concurrent clients on 4 keys while the shard leader is SIGKILLed, partitioned away, SIGKILLed again: the history is linearizable, no acknowledged write is lost', async () => {
     console.log(`      linearizability: SEED=${seed} (SEED=${seed} replays the op choices)`);
     const rng = new Rng(seed);
     const rec = new HistoryRecorder();
@@ -112,7 +116,7 @@ describe('server: linearizability under leader crashes (3 processes, checked his
     }
 
     /** The leader of the history keys' shard, as a live node sees it. */
-    async function shardLeader(): Promise<ClusterNode> {
+    async function shardLeader(): Promise<ProxiedNode> {
       const shard = clients[0]!.shardOfKey({ primary: Buffer.from('lin'), secondary: Buffer.alloc(0) });
       return eventually(async () => {
         for (const n of nodes) {
@@ -139,14 +143,22 @@ describe('server: linearizability under leader crashes (3 processes, checked his
     };
     let nemesisError: unknown;
     try {
-      for (let round = 0; round < 2; round++) {
-        await sleep(3000);
+      for (const fault of ['kill', 'partition', 'kill'] as const) {
+        await sleep(2500);
         const victim = await shardLeader();
-        note(`SIGKILL ${victim.id} (leader of the keys' shard)`);
-        await victim.proc.kill('SIGKILL');
-        await sleep(3000);
-        await victim.proc.start();
-        note(`${victim.id} restarted`);
+        if (fault === 'kill') {
+          note(`SIGKILL ${victim.id} (leader of the keys' shard)`);
+          await victim.proc.kill('SIGKILL');
+          await sleep(3000);
+          await victim.proc.start();
+          note(`${victim.id} restarted`);
+        } else {
+          note(`isolate ${victim.id} (leader of the keys' shard)`);
+          cluster.isolate(victim.id);
+          await sleep(3000);
+          cluster.heal();
+          note('healed');
+        }
       }
       await sleep(2500);
     } catch (e) {
