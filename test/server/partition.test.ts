@@ -169,6 +169,8 @@ describe('server: network partition (3 processes behind TCP proxies)', function 
       expect(await leaderSeenBy(leader, shard)).to.equal(leader);
       for (let i = 0; i < 3; i++) {
         await refused(cut, 'Get', { key: key(k) }, 1500);
+        // a follower read is a ReadIndex read too (DESIGN.md): no answer without the leader
+        await refused(cut, 'Get', { key: key(k), consistency: 'FOLLOWER' }, 1500);
         await refused(cut, 'Put', { key: key(k), value: Buffer.from('from-the-cut-side') }, 1500);
       }
       for (let i = 0; i < 8; i++) await ackedPut(maj, `during-f:${i}`, `e${i}`);
