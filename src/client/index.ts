@@ -66,9 +66,10 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
 /** True when the error proves the server did not apply the operation. */
 function provablyNotApplied(e: ClientError): boolean {
   if (e.code === 'NOT_LEADER' || e.code === 'INVALID_ARGUMENT' || e.code === 'KEY_TOO_LARGE' || e.code === 'VALUE_TOO_LARGE') return true;
-  // the connection was never established: the request never left this process ("Connection
-  // dropped" is NOT such a case: the request may have reached the server)
-  if (e.code === 'UNAVAILABLE' && e.grpcCode === grpc.status.UNAVAILABLE && /No connection established|ECONNREFUSED/i.test(e.message)) return true;
+  // the connection was never established: the request never left this process. Match only the
+  // grpc-js picker's wording: a bare /connect/i also matched "Connection dropped" (the channel
+  // closed while the call was in flight, after the server may have applied it).
+  if (e.code === 'UNAVAILABLE' && e.grpcCode === grpc.status.UNAVAILABLE && /No connection established|ECONNREFUSED/.test(e.message)) return true;
   return false;
 }
 
