@@ -2,7 +2,7 @@
 // cache-cli: put/get/delete/scan/cluster-status/health against a distcache cluster.
 // Exit codes: 0 ok, 1 operation error (printed with its code), 2 bad usage.
 import { Command, CommanderError } from 'commander';
-import { CacheClient, ClientError, type Key } from '../client/index.js';
+import { CacheClient, ClientError, type ClientErrorCode, type Key } from '../client/index.js';
 
 interface Globals {
   server: string;
@@ -43,17 +43,17 @@ async function withClient<T>(g: Globals, fn: (c: CacheClient) => Promise<T>): Pr
   }
 }
 
-async function httpGet(g: Globals, p: string): Promise<unknown> {
+async function httpGet(g: Globals, p: string, method = 'GET'): Promise<unknown> {
   const ctl = new AbortController();
   const t = setTimeout(() => ctl.abort(), Number(g.timeout) || 5000);
   try {
-    const res = await fetch(`http://${g.http}${p}`, { signal: ctl.signal });
-    const body = (await res.json()) as unknown;
-    if (!res.ok) throw new ClientError('UNAVAILABLE', `GET ${p}: HTTP ${res.status} ${JSON.stringify(body)}`);
+    const res = await fetch(`http://${g.http}${p}`, { signal: ctl.signal, method });
+    const body = (await res.json()) as { error?: { code?: string; message?: string } };
+    if (!res.ok) throw new ClientError(((body.error?.code as ClientErrorCode | undefined) ?? 'UNAVAILABLE'), `${method} ${p}: HTTP ${res.status}: ${body.error?.message ?? JSON.stringify(body)}`);
     return body;
   } catch (e) {
     if (e instanceof ClientError) throw e;
-    throw new ClientError('UNAVAILABLE', `GET http://${g.http}${p}: ${e instanceof Error ? e.message : String(e)}`);
+    throw new ClientError('UNAVAILABLE', `${method} http://${g.http}${p}: ${e instanceof Error ? e.message : String(e)}`);
   } finally {
     clearTimeout(t);
   }
@@ -141,6 +141,24 @@ async function main(): Promise<void> {
         show('table', rows, rows);
       }
     });
+  program
+    .command('nodes')
+    .description('GET /api/cluster/nodes on the admin HTTP endpoint (--http): state, replicas and leaders of every member')
+    .action(async () => {
+      const gl = g();
+      const r = (await httpGet(gl, '/api/cluster/nodes')) as { nodes: Array<Record<string, unknown>> };
+      if (gl.format === 'json') show(gl.format, r);
+      else show(gl.format, r.nodes.map((n) => ({ id: n['id'], address: n['address'], state: n['state'], replicas: n['replicas'], leaders: n['leaders'] })));
+    });
+
+  program
+    .command('decommission <node-id>')
+    .description('DELETE /api/cluster/nodes/<node-id> (--http): move the node\'s replicas away, then remove it')
+    .action(async (nodeId: string) => {
+      const gl = g();
+      show(gl.format, await httpGet(gl, `/api/cluster/nodes/${encodeURIComponent(nodeId)}`, 'DELETE'));
+    });
+
   program
     .command('health')
     .description('GET /api/health on the admin HTTP endpoint (--http)')

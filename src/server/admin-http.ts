@@ -3,7 +3,11 @@
 // route, 405 wrong method, 413 body too large, 500 internal).
 //   GET  /api/health            {status: "ok", node_id, uptime_s, shards, leaders}
 //   GET  /api/stats             host, engine, transport and request counters
-//   GET  /api/cluster/nodes     members with peer/client addresses and shard leaders per node
+//   GET  /api/cluster/nodes     {nodes: [{id, address, state, replicas, leaders, ...}]}: every
+//                               member's state (up, suspect, down, joining, draining) and the
+//                               replica and leader counts it reports
+//   DELETE /api/cluster/nodes/:id  decommission: drain the node's replicas, then remove it
+//   POST /api/cluster/rebalance one rebalancing round now (it also runs by itself)
 //   POST /api/storage/flush     flush the memtable to an SSTable
 //   POST /api/storage/compact   compact the whole key space
 //   POST /api/storage/backup    {"path": "..."}: a restorable backup of the node at path
@@ -82,15 +86,10 @@ export class AdminHttp {
           engine: host.engine.stats(),
           memory: process.memoryUsage(),
         };
-      case 'GET /api/cluster/nodes': {
-        const leaders = n.leaderCounts();
-        return {
-          node_id: n.config.cluster.node_id,
-          shard_count: n.shardMap.shardCount,
-          replication_factor: n.shardMap.replicationFactor,
-          nodes: n.members.map((m) => ({ node_id: m.nodeId, raft_id: m.raftId, peer_address: m.peerAddress, client_address: m.clientAddress, self: m.raftId === n.raftId, shards_led: leaders[m.nodeId] ?? 0 })),
-        };
-      }
+      case 'GET /api/cluster/nodes':
+        return n.clusterNodes();
+      case 'POST /api/cluster/rebalance':
+        return { ok: true, ...(await n.rebalanceNow()) };
       case 'POST /api/storage/flush':
         await host.engine.flush();
         return { ok: true };
@@ -111,7 +110,17 @@ export class AdminHttp {
         }
       }
     }
-    const known = ['/api/health', '/api/stats', '/api/cluster/nodes', '/api/storage/flush', '/api/storage/compact', '/api/storage/backup'];
+    const del = /^DELETE \/api\/cluster\/nodes\/([^/]+)$/.exec(route);
+    if (del) {
+      try {
+        return { ok: true, ...((await n.decommissionNode(decodeURIComponent(del[1]!))) as object) };
+      } catch (err) {
+        const code = (err as { code?: string }).code ?? 'INTERNAL';
+        const status = code === 'NOT_FOUND' ? 404 : code === 'FAILED_PRECONDITION' ? 409 : code === 'INVALID_ARGUMENT' ? 400 : 503;
+        throw new HttpError(status, code, err instanceof Error ? err.message : String(err));
+      }
+    }
+    const known = ['/api/cluster/rebalance', '/api/health', '/api/stats', '/api/cluster/nodes', '/api/storage/flush', '/api/storage/compact', '/api/storage/backup'];
     if (known.includes(pathname.replace(/\/+$/, ''))) throw new HttpError(405, 'METHOD_NOT_ALLOWED', `${route.split(' ')[0]} is not allowed on ${pathname}`);
     throw new HttpError(404, 'NOT_FOUND', `no route ${route}`);
   }

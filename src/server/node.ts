@@ -637,7 +637,12 @@ export class CacheNode {
 
   clusterInfo(): unknown {
     const mine = new Set(this.host.shardIds());
+    mine.delete(META_SHARD_ID);
+    let leaders = 0;
+    for (const s of mine) if (this.host.isLeader(s)) leaders++;
     return {
+      replicas_hosted: mine.size,
+      leaders_held: leaders,
       node_id: this.config.cluster.node_id,
       members: this.members.map((m) => ({ node_id: m.nodeId, raft_id: m.raftId, peer_address: m.peerAddress, client_address: m.clientAddress })),
       shard_count: this.shardMap.shardCount,
@@ -648,6 +653,56 @@ export class CacheNode {
         return { shard_id: s.shardId, replicas: [...s.replicas], leader: lead?.nodeId ?? '', leader_address: lead?.clientAddress ?? '' };
       }),
     };
+  }
+
+  /**
+   * Every member with its state and its replica and leader counts, as the members themselves
+   * report them (ClusterInfo fan-out, 1 s per member): GET /api/cluster/nodes. State is the
+   * stored one (up, down, draining), shown as suspect when the member does not answer, and as
+   * joining while it holds fewer replicas than the placement gives it.
+   */
+  async clusterNodes(): Promise<unknown> {
+    const v = this.meta.current;
+    const members = v ? liveMembers(v.cluster) : this.members.map((m) => ({ nodeId: m.nodeId, raftId: m.raftId, peerAddress: m.peerAddress, clientAddress: m.clientAddress, state: 'up' as const }));
+    const assigned = new Map<string, number>();
+    for (const sh of this.shardMap.shards) for (const r of sh.replicas) assigned.set(r, (assigned.get(r) ?? 0) + 1);
+    const { keyValue } = loadServices();
+    const nodes = await Promise.all(
+      members.map(async (m) => {
+        const address = m.raftId === this.raftId ? (this.byRaftId.get(this.raftId)?.clientAddress ?? '') : (this.byRaftId.get(m.raftId)?.clientAddress ?? m.clientAddress);
+        let info: { replicas_hosted: number; leaders_held: number } | undefined;
+        if (m.raftId === this.raftId) info = this.clusterInfo() as typeof info;
+        else if (address !== '') {
+          const client = new keyValue(address, grpc.credentials.createInsecure());
+          info = await new Promise<typeof info>((resolve) =>
+            (client as unknown as { ClusterInfo(r: object, o: grpc.CallOptions, cb: (e: unknown, r: typeof info) => void): void }).ClusterInfo({}, { deadline: Date.now() + 1000 }, (err, r) => resolve(err ? undefined : r)),
+          );
+          client.close();
+        }
+        const placed = assigned.get(m.nodeId) ?? 0;
+        let state: string = m.state;
+        if (state === 'up' && !info) state = 'suspect';
+        else if (state === 'up' && info && info.replicas_hosted < placed) state = 'joining';
+        return {
+          id: m.nodeId,
+          node_id: m.nodeId,
+          raft_id: m.raftId,
+          address,
+          peer_address: m.peerAddress,
+          state,
+          replicas: info?.replicas_hosted ?? null,
+          leaders: info?.leaders_held ?? null,
+          placement_replicas: placed,
+          self: m.raftId === this.raftId,
+        };
+      }),
+    );
+    return { node_id: this.config.cluster.node_id, shard_count: this.shardMap.shardCount, replication_factor: this.shardMap.replicationFactor, epoch: this.shardMap.epoch, nodes };
+  }
+
+  /** DELETE /api/cluster/nodes/:id: start draining the node (done on the metadata leader). */
+  decommissionNode(nodeId: string): Promise<unknown> {
+    return this.adminCall('SetNodeState', { node_id: nodeId, state: 'draining' });
   }
 
   /** Leaders known per member (this node's view), for the admin API. */
