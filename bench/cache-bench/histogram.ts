@@ -20,11 +20,14 @@ export interface LatencySummary {
 
 export function summarize(h: Histogram): LatencySummary {
   if (h.totalCount === 0) return { count: 0, p50Us: 0, p99Us: 0, p999Us: 0, maxUs: 0, meanUs: 0 };
+  // a percentile is reported as the highest value of its bucket (within 0.1%), which can lie
+  // above the largest value recorded: clamp, so that p999 <= max always reads true
+  const at = (p: number): number => Math.min(h.getValueAtPercentile(p), h.maxValue);
   return {
     count: h.totalCount,
-    p50Us: h.getValueAtPercentile(50),
-    p99Us: h.getValueAtPercentile(99),
-    p999Us: h.getValueAtPercentile(99.9),
+    p50Us: at(50),
+    p99Us: at(99),
+    p999Us: at(99.9),
     maxUs: h.maxValue,
     meanUs: Math.round(h.mean),
   };
