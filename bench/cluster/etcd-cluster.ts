@@ -68,11 +68,14 @@ export async function startEtcdCluster(bin: string, size = 3, timeoutMs = 30_000
     );
     closeSync(fd); // the child holds its own copy
     trackProcess(p);
-    return { name, port: ports[i * 2]!, proc: p, logFile };
+    const m = { name, port: ports[i * 2]!, proc: p, logFile, spawnError: undefined as Error | undefined };
+    p.once('error', (e) => (m.spawnError = e)); // e.g. EACCES: reported by the wait below
+    return m;
   });
   const deadline = Date.now() + timeoutMs;
   for (const m of members) {
     while (!(await healthy(m.port))) {
+      if (m.spawnError) throw new Error(`cannot start ${bin}: ${m.spawnError.message}`);
       if (m.proc.exitCode !== null || m.proc.signalCode !== null || Date.now() > deadline) {
         const log = readFileSync(m.logFile, 'utf8').split('\n').slice(-15).join('\n');
         throw new Error(`etcd member ${m.name} did not become healthy (exit ${m.proc.exitCode ?? m.proc.signalCode ?? 'none'}):\n${log}`);

@@ -45,19 +45,31 @@ export function stopProcess(p: ChildProcess, graceMs = 5000): Promise<void> {
   });
 }
 
-export async function stopAll(): Promise<void> {
-  await Promise.all([...procs].map((p) => stopProcess(p)));
-  for (const d of dirs) rmSync(d, { recursive: true, force: true });
-  dirs.clear();
+let stopping: Promise<void> | undefined;
+
+/** True once stopAll() has begun: start nothing new. */
+export function isStopping(): boolean {
+  return stopping !== undefined;
+}
+
+/** Stops every tracked process, then removes every tracked dir. Idempotent: a second call (a
+ *  signal arriving while main's own cleanup runs) waits for the first. */
+export function stopAll(): Promise<void> {
+  stopping ??= (async () => {
+    await Promise.all([...procs].map((p) => stopProcess(p)));
+    for (const d of dirs) rmSync(d, { recursive: true, force: true });
+    dirs.clear();
+  })();
+  return stopping;
 }
 
 /** On SIGINT/SIGTERM: stop everything, then exit 130 / 143. A second signal exits at once. */
 export function installSignalCleanup(): void {
-  let stopping = false;
+  let signalled = false;
   const on = (sig: NodeJS.Signals, code: number): void => {
     process.on(sig, () => {
-      if (stopping) process.exit(code);
-      stopping = true;
+      if (signalled) process.exit(code);
+      signalled = true;
       process.stderr.write(`\n${sig}: stopping ${procs.size} processes, removing ${dirs.size} temp dirs\n`);
       void stopAll().finally(() => process.exit(code));
     });

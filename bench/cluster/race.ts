@@ -23,7 +23,7 @@ import { table } from '../cache-bench/report.js';
 import { HEADER, markdownTable, rowCells, WORKLOAD_LABEL, WORKLOADS, type RaceRow, type Workload } from './compare.js';
 import { startDistcacheCluster } from './distcache-cluster.js';
 import { ETCD_INSTALL_HINT, etcdVersion, findEtcd, startEtcdCluster } from './etcd-cluster.js';
-import { installSignalCleanup, stopAll, trackProcess } from './procs.js';
+import { installSignalCleanup, isStopping, stopAll, trackProcess } from './procs.js';
 
 const BENCH_JS = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../cache-bench/cli.js');
 type Target = 'distcache' | 'etcd';
@@ -89,6 +89,7 @@ function parseArgs(argv: string[]): RaceOptions {
 
 /** One cache-bench child process; resolves with its --json report. */
 function runBench(args: string[]): Promise<BenchReport> {
+  if (isStopping()) return Promise.reject(new Error('stopping: no new runs'));
   return new Promise((resolve, reject) => {
     const p = spawn(process.execPath, [BENCH_JS, ...args, '--json'], { stdio: ['ignore', 'pipe', 'inherit'] });
     trackProcess(p);
@@ -199,7 +200,8 @@ main()
       process.exit(code);
     },
     async (e: unknown) => {
-      process.stderr.write(`bench:cluster: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
+      // after Ctrl-C the running cache-bench dies with its cluster: that is no error to report
+      if (!isStopping()) process.stderr.write(`bench:cluster: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
       await stopAll();
       process.exit(1);
     },
