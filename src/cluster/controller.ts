@@ -34,7 +34,7 @@ export interface ControllerDeps {
 export class ClusterController {
   private timer: NodeJS.Timeout | undefined;
   private busy = false;
-  private readonly startedAt = Date.now();
+  private readonly firstSeen = new Map<number, number>();
   readonly rebalancer: Rebalancer;
 
   constructor(private readonly d: ControllerDeps) {
@@ -91,8 +91,11 @@ export class ClusterController {
   private livenessState(m: { raftId: number; state: MemberState }): MemberState | undefined {
     if (m.raftId === this.d.raftId) return m.state === 'up' || m.state === 'draining' ? undefined : m.state === 'removed' ? undefined : 'up';
     const since = this.d.host.sinceHeardMs(m.raftId);
-    // a freshly elected metadata leader has heard from nobody yet: give everyone a full period
-    const silent = Math.min(since, Date.now() - this.startedAt) >= this.d.downAfterMs;
+    // a freshly elected metadata leader, or a member just admitted, has not been heard from
+    // yet: give everyone a full period from when this node first saw them
+    let seen = this.firstSeen.get(m.raftId);
+    if (seen === undefined) this.firstSeen.set(m.raftId, (seen = Date.now()));
+    const silent = Math.min(since, Date.now() - seen) >= this.d.downAfterMs;
     if (m.state === 'up' && silent) return 'down';
     if (m.state === 'down' && since < this.d.downAfterMs / 4) return 'up';
     return undefined;

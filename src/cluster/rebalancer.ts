@@ -54,7 +54,8 @@ export class Rebalancer {
       if (!h.isLeader(shardId)) continue;
       const desired = this.desired(shardId);
       if (!desired) continue;
-      if (isMoving(h.replicaStatus(shardId).confState, desired)) moving++;
+      // a move in progress: a desired replica is in the group but still a learner
+      if (shardId !== META_SHARD_ID && isMoving(h.replicaStatus(shardId).confState, desired)) moving++;
       plans.push({ shardId, desired });
     }
     let started = 0;
@@ -63,7 +64,9 @@ export class Rebalancer {
       if (this.busy.has(shardId)) continue;
       const st = h.replicaStatus(shardId);
       if (st.role !== StateRole.Leader) continue;
-      const mayStart = moving < this.d.maxConcurrentMoves;
+      // the metadata group is tiny and new members need it first (their placement view comes
+      // from it): never held back by the budget
+      const mayStart = shardId === META_SHARD_ID || moving < this.d.maxConcurrentMoves;
       // Raft's recentActive can be stale right after an election; a replica also has to have
       // been heard from by this node lately to count as caught up (no transfers to the dead)
       const progress = new Map([...st.progress].map(([id, p]) => [id, { ...p, recentActive: p.recentActive && (id === this.d.raftId || h.sinceHeardMs(id) < ALIVE_WITHIN_MS) }]));

@@ -19,7 +19,7 @@ export interface GroupView {
   self: number;
   confState: ConfState;
   commit: number;
-  progress: ReadonlyMap<number, { match: number; isLearner: boolean; recentActive: boolean }>;
+  progress: ReadonlyMap<number, { match: number; isLearner: boolean; recentActive: boolean; replicating: boolean }>;
 }
 
 export interface Desired {
@@ -39,9 +39,12 @@ export type Step =
 /** How far behind the leader's commit index a replica may be and still count as caught up. */
 export const CATCH_UP_SLACK = 64;
 
+/** Caught up: the replica exists and acknowledges appends (Raft's Replicate state — a replica
+ *  that was never reached, or is still installing a snapshot, is in Probe or Snapshot state
+ *  whatever its match index says), is active, and trails the commit index by at most the slack. */
 export function caughtUp(g: GroupView, node: number): boolean {
   const p = g.progress.get(node);
-  return p !== undefined && p.recentActive && p.match + CATCH_UP_SLACK >= g.commit;
+  return p !== undefined && p.replicating && p.recentActive && p.match > 0 && p.match + CATCH_UP_SLACK >= g.commit;
 }
 
 /**
@@ -56,7 +59,7 @@ export function nextStep(g: GroupView, desired: Desired, mayStartMove: boolean):
   const want = new Set(desired.voters);
   const wantLearners = new Set((desired.learners ?? []).filter((n) => !want.has(n)));
 
-  for (const n of desired.voters) if (!voters.has(n) && !learners.has(n)) return mayStartMove ? { kind: 'addLearner', node: n } : undefined;
+  if (mayStartMove) for (const n of desired.voters) if (!voters.has(n) && !learners.has(n)) return { kind: 'addLearner', node: n };
   for (const n of desired.voters) if (learners.has(n) && caughtUp(g, n)) return { kind: 'promote', node: n };
   if (desired.voters.every((n) => voters.has(n))) {
     const extra = c.voters.filter((n) => !want.has(n));
@@ -75,7 +78,8 @@ export function nextStep(g: GroupView, desired: Desired, mayStartMove: boolean):
   return undefined;
 }
 
-/** Whether the group is still moving a replica in (a desired voter not yet a voter). */
+/** Whether the group is moving a replica in: a desired voter is in the group as a learner
+ *  (catching up). Counts against the node's budget of concurrent moves. */
 export function isMoving(c: ConfState, desired: Desired): boolean {
-  return desired.voters.some((n) => !c.voters.includes(n));
+  return desired.voters.some((n) => c.learners.includes(n));
 }

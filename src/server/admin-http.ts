@@ -8,6 +8,8 @@
 //                               replica and leader counts it reports
 //   DELETE /api/cluster/nodes/:id  decommission: drain the node's replicas, then remove it
 //   POST /api/cluster/rebalance one rebalancing round now (it also runs by itself)
+//   GET  /api/cluster/replicas  this node's replicas: role, term, commit/applied, members,
+//                               replication progress (leaders), rebalancer counters
 //   POST /api/storage/flush     flush the memtable to an SSTable
 //   POST /api/storage/compact   compact the whole key space
 //   POST /api/storage/backup    {"path": "..."}: a restorable backup of the node at path
@@ -18,6 +20,7 @@ import http from 'node:http';
 import { BackupError, backupNode } from '../store/backup.js';
 import type { CacheNode } from './node.js';
 import { META_SHARD_ID } from '../ring/index.js';
+import { StateRole } from '../raft/index.js';
 
 const MAX_BODY = 64 * 1024;
 
@@ -88,6 +91,25 @@ export class AdminHttp {
         };
       case 'GET /api/cluster/nodes':
         return n.clusterNodes();
+      case 'GET /api/cluster/replicas':
+        return {
+          node_id: n.config.cluster.node_id,
+          replicas: host.shardIds().map((shard) => {
+            const st = host.replicaStatus(shard);
+            return {
+              shard: shard === META_SHARD_ID ? 'meta' : shard,
+              role: StateRole[st.role],
+              leader: st.lead,
+              term: st.term,
+              commit: st.commit,
+              applied: st.applied,
+              voters: st.confState.voters,
+              learners: st.confState.learners,
+              progress: Object.fromEntries([...st.progress].map(([id, p]) => [id, p])),
+            };
+          }),
+          rebalancer: n.clusterController?.rebalancer.stats ?? null,
+        };
       case 'POST /api/cluster/rebalance':
         return { ok: true, ...(await n.rebalanceNow()) };
       case 'POST /api/storage/flush':
@@ -120,7 +142,7 @@ export class AdminHttp {
         throw new HttpError(status, code, err instanceof Error ? err.message : String(err));
       }
     }
-    const known = ['/api/cluster/rebalance', '/api/health', '/api/stats', '/api/cluster/nodes', '/api/storage/flush', '/api/storage/compact', '/api/storage/backup'];
+    const known = ['/api/cluster/replicas', '/api/cluster/rebalance', '/api/health', '/api/stats', '/api/cluster/nodes', '/api/storage/flush', '/api/storage/compact', '/api/storage/backup'];
     if (known.includes(pathname.replace(/\/+$/, ''))) throw new HttpError(405, 'METHOD_NOT_ALLOWED', `${route.split(' ')[0]} is not allowed on ${pathname}`);
     throw new HttpError(404, 'NOT_FOUND', `no route ${route}`);
   }

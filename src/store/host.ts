@@ -39,6 +39,7 @@ import {
   type ReadState,
   EntryType,
   MessageType,
+  ProgressState,
   RawNode,
   StateRole,
   cloneConfState,
@@ -105,7 +106,7 @@ export interface ReplicaStatus {
   applied: number;
   confState: ConfState;
   /** leader only: replication progress per member */
-  progress: Map<number, { match: number; isLearner: boolean; recentActive: boolean }>;
+  progress: Map<number, { match: number; isLearner: boolean; recentActive: boolean; replicating: boolean }>;
 }
 
 interface Pending {
@@ -332,8 +333,8 @@ export class MultiRaftHost {
   replicaStatus(shardId: number): ReplicaStatus {
     const g = this.group(shardId);
     const r = g.node.raft;
-    const progress = new Map<number, { match: number; isLearner: boolean; recentActive: boolean }>();
-    if (r.role === StateRole.Leader) for (const [id, pr] of r.tracker.progress) progress.set(id, { match: pr.match, isLearner: pr.isLearner, recentActive: pr.recentActive });
+    const progress = new Map<number, { match: number; isLearner: boolean; recentActive: boolean; replicating: boolean }>();
+    if (r.role === StateRole.Leader) for (const [id, pr] of r.tracker.progress) progress.set(id, { match: pr.match, isLearner: pr.isLearner, recentActive: pr.recentActive, replicating: pr.state === ProgressState.Replicate });
     return { role: r.role, lead: r.lead, term: r.term, commit: r.log.committed, applied: g.applied, confState: cloneConfState(g.confState), progress };
   }
 
