@@ -637,11 +637,17 @@ export class CacheNode {
 
   clusterInfo(): unknown {
     const mine = new Set(this.host.shardIds());
-    mine.delete(META_SHARD_ID);
     let leaders = 0;
-    for (const s of mine) if (this.host.isLeader(s)) leaders++;
+    let voting = 0;
+    for (const s of mine) {
+      if (s === META_SHARD_ID) continue;
+      if (this.host.isLeader(s)) leaders++;
+      // a learner still catching up does not count as a replica yet
+      if (this.host.replicaStatus(s).confState.voters.includes(this.raftId)) voting++;
+    }
+    mine.delete(META_SHARD_ID);
     return {
-      replicas_hosted: mine.size,
+      replicas_hosted: voting,
       leaders_held: leaders,
       node_id: this.config.cluster.node_id,
       members: this.members.map((m) => ({ node_id: m.nodeId, raft_id: m.raftId, peer_address: m.peerAddress, client_address: m.clientAddress })),
