@@ -15,6 +15,10 @@ import type { MetaManager } from './meta-manager.js';
 import type { ClusterRecord, MemberState } from './meta-state.js';
 import { desiredPlacement } from './placement.js';
 import { Rebalancer } from './rebalancer.js';
+import { StateRole } from '../raft/index.js';
+
+/** Rounds between checks for replicas removed while this node was away. */
+const STALE_CHECK_EVERY = 10;
 
 export interface ControllerDeps {
   host: MultiRaftHost;
@@ -25,6 +29,8 @@ export interface ControllerDeps {
   clientAddressOf: (raftId: number) => string;
   /** asks the metadata leader to mark this (draining, now empty) node removed */
   requestLeave: () => Promise<void>;
+  /** what a member's replica of a shard knows (undefined: unreachable / no answer) */
+  replicaInfo: (nodeId: string, shardId: number) => Promise<{ hasReplica: boolean; leader: boolean; term: number; voters: number[]; learners: number[] } | undefined>;
   downAfterMs: number;
   maxConcurrentMoves: number;
   log: (line: string) => void;
@@ -35,6 +41,7 @@ export class ClusterController {
   private timer: NodeJS.Timeout | undefined;
   private busy = false;
   private readonly firstSeen = new Map<number, number>();
+  private rounds = 0;
   readonly rebalancer: Rebalancer;
 
   constructor(private readonly d: ControllerDeps) {
@@ -66,6 +73,7 @@ export class ClusterController {
         await this.updatePlacement();
       }
       this.rebalancer.round();
+      if (++this.rounds % STALE_CHECK_EVERY === 0) await this.removeStaleReplicas();
       await this.maybeLeave();
     } catch (err) {
       this.d.log(`cluster controller: ${(err as Error).message}`);
@@ -125,6 +133,30 @@ export class ClusterController {
       this.d.log(`placement epoch ${next.epoch}: ${next.shards.length} shards over ${new Set(next.shards.flatMap((s) => s.replicas)).size} members`);
       return { placement: next };
     });
+  }
+
+  /**
+   * Replicas the placement no longer gives this node and that the group removed while this node
+   * was down or cut off: it never applied its removal, so it still thinks it is a member (and
+   * would campaign forever). Destroyed only on the word of the group's current leader.
+   */
+  private async removeStaleReplicas(): Promise<void> {
+    const v = this.d.meta.current!;
+    for (const shardId of this.d.host.shardIds()) {
+      if (shardId === META_SHARD_ID) continue;
+      const placed = v.placement.shards[shardId];
+      if (!placed || placed.replicas.includes(this.d.nodeId)) continue;
+      const mine = this.d.host.replicaStatus(shardId);
+      if (mine.role === StateRole.Leader) continue;
+      for (const nodeId of placed.replicas) {
+        const info = await this.d.replicaInfo(nodeId, shardId);
+        if (!info?.leader || info.term < mine.term) continue;
+        if (info.voters.includes(this.d.raftId) || info.learners.includes(this.d.raftId)) break; // still a member: the leader will remove it
+        this.d.log(`shard ${shardId}: the group (leader ${nodeId}, term ${info.term}) removed this replica while the node was away; destroying it`);
+        await this.d.host.destroyRemovedReplica(shardId);
+        break;
+      }
+    }
   }
 
   private async maybeLeave(): Promise<void> {

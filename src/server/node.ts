@@ -265,6 +265,7 @@ export class CacheNode {
       nodeId: c.cluster.node_id,
       clientAddressOf: (raftId) => this.byRaftId.get(raftId)?.clientAddress ?? '',
       requestLeave: () => this.adminCall('SetNodeState', { node_id: c.cluster.node_id, state: 'removed' }).then(() => this.log(`drained: ${c.cluster.node_id} left the cluster`)),
+      replicaInfo: (nodeId, shardId) => this.askReplicaInfo(nodeId, shardId),
       downAfterMs: c.cluster.down_after_ms,
       maxConcurrentMoves: c.cluster.max_concurrent_moves,
       log: (l) => this.log(l),
@@ -458,7 +459,27 @@ export class CacheNode {
     const unary = (fn: (req: never) => Promise<unknown>) => (call: grpc.ServerUnaryCall<unknown, unknown>, cb: grpc.sendUnaryData<unknown>) => {
       fn(call.request as never).then((res) => cb(null, res), (err: unknown) => cb(this.toStatus(err)));
     };
-    return { Join: unary((r) => this.join(r)), SetNodeState: unary((r) => this.setNodeState(r)) };
+    return { Join: unary((r) => this.join(r)), SetNodeState: unary((r) => this.setNodeState(r)), ReplicaInfo: unary((r) => Promise.resolve(this.replicaInfo(r))) };
+  }
+
+  private replicaInfo(r: { shard_id: number }): unknown {
+    if (!this.host.hasReplica(r.shard_id)) return { has_replica: false, leader: false, term: 0, voters: [], learners: [] };
+    const st = this.host.replicaStatus(r.shard_id);
+    return { has_replica: true, leader: this.host.isLeader(r.shard_id), term: st.term, voters: st.confState.voters, learners: st.confState.learners };
+  }
+
+  private async askReplicaInfo(nodeId: string, shardId: number): Promise<{ hasReplica: boolean; leader: boolean; term: number; voters: number[]; learners: number[] } | undefined> {
+    const addr = this.members.find((m) => m.nodeId === nodeId)?.clientAddress ?? '';
+    if (addr === '') return undefined;
+    const client = new (loadServices().clusterAdmin)(addr, grpc.credentials.createInsecure());
+    try {
+      const res = await new Promise<{ has_replica: boolean; leader: boolean; term: number; voters: number[]; learners: number[] } | undefined>((resolve) =>
+        (client as unknown as { ReplicaInfo(r: object, o: grpc.CallOptions, cb: (e: unknown, r: never) => void): void }).ReplicaInfo({ shard_id: shardId }, { deadline: Date.now() + 1000 }, (err, r) => resolve(err ? undefined : r)),
+      );
+      return res && { hasReplica: res.has_replica, leader: res.leader, term: res.term, voters: res.voters, learners: res.learners };
+    } finally {
+      client.close();
+    }
   }
 
   /** POST /api/cluster/rebalance: one controller round now. */

@@ -366,6 +366,18 @@ export class MultiRaftHost {
     }
   }
 
+  /**
+   * Destroys a replica the group removed while this node was away (it never applied its own
+   * removal). The caller must have learned from the group's current leader that this node is
+   * not in the committed configuration: destroying a replica that is still a voter would let it
+   * come back empty and vote for a candidate missing committed entries.
+   */
+  async destroyRemovedReplica(shardId: number): Promise<void> {
+    const g = this.group(shardId);
+    if (g.node.raft.role === StateRole.Leader) throw new StoreError('UNAVAILABLE', `node ${this.nodeId} leads shard ${shardId}; it is a member`);
+    await this.destroyReplica(g);
+  }
+
   /** Asks the shard's leader (this replica) to hand leadership to `to`. */
   transferLeader(shardId: number, to: number): void {
     const g = this.group(shardId);

@@ -8,7 +8,7 @@
 // nodes, every acknowledged write is readable and the recorded history is linearizable.
 import { expect } from 'chai';
 import { CacheClient } from '../../src/client/index.js';
-import { ServerProc, eventually, freePorts, http, rmDir, tmpDir } from './harness.js';
+import { ServerProc, connect, eventually, freePorts, http, rmDir, tmpDir } from './harness.js';
 import { LinWorkload, testSeed } from './lin-workload.js';
 
 const SHARDS = 8;
@@ -69,7 +69,7 @@ describe('server: elastic cluster (join, rebalance, decommission, re-replication
 
   /** Waits until exactly `ids` are members, all up, each holding what a placement newer than the
    *  last convergence gives it. */
-  async function converged(ids: string[], via: ElasticNode, timeoutMs = 90000): Promise<NodeView[]> {
+  async function converged(ids: string[], via: ElasticNode, timeoutMs = 60000): Promise<NodeView[]> {
     const end = Date.now() + timeoutMs;
     let last: NodeView[] = [];
     while (Date.now() < end) {
@@ -81,9 +81,11 @@ describe('server: elastic cluster (join, rebalance, decommission, re-replication
           (r.json['epoch'] as number) > epoch &&
           last.length === ids.length &&
           last.every((n) => ids.includes(n.id) && n.state === 'up' && n.replicas === n.placement_replicas) &&
-          placed === SHARDS * Math.min(RF, ids.length)
+          placed === SHARDS * Math.min(RF, ids.length) &&
+          (await groupsMatchPlacement(nodes.filter((n) => ids.includes(n.id) && alive(n))))
         ) {
           epoch = r.json['epoch'] as number;
+          if (process.env['ELASTIC_DEBUG']) console.log(`      converged epoch ${epoch}: ${JSON.stringify(last)}`);
           return last;
         }
       } catch {
@@ -92,6 +94,33 @@ describe('server: elastic cluster (join, rebalance, decommission, re-replication
       await sleep(250);
     }
     throw new Error(`cluster did not converge to ${ids.join(',')}: ${JSON.stringify(last)}`);
+  }
+
+  /** Every shard's leader (as the live nodes report) has exactly the placement's replicas as
+   *  voters and no learner: the moves are done, not merely balanced in count. */
+  async function groupsMatchPlacement(live: ElasticNode[]): Promise<boolean> {
+    const info = connect(live[0]!.address);
+    let placement: Array<{ replicas: string[] }>;
+    let raftIds: Map<string, number>;
+    try {
+      const ci = await info.call('ClusterInfo', {}, 2000);
+      placement = ci['shards'] as Array<{ replicas: string[] }>;
+      raftIds = new Map((ci['members'] as Array<{ node_id: string; raft_id: number }>).map((m) => [m.node_id, m.raft_id]));
+    } finally {
+      info.close();
+    }
+    const leaders = new Map<string, { voters: number[]; learners: number[] }>();
+    for (const n of live) {
+      const rep = await http(n.httpPort, 'GET', '/api/cluster/replicas');
+      for (const x of rep.json['replicas'] as Array<{ shard: number | string; role: string; voters: number[]; learners: number[] }>) {
+        if (x.role === 'Leader' && x.shard !== 'meta') leaders.set(String(x.shard), x);
+      }
+    }
+    return placement.every((p, shard) => {
+      const g = leaders.get(String(shard));
+      const want = p.replicas.map((r) => raftIds.get(r)).sort();
+      return g !== undefined && g.learners.length === 0 && JSON.stringify([...g.voters].sort()) === JSON.stringify(want);
+    });
   }
 
   /** Every shard's leader reports exactly `voters` voters, all in `allowed`, and no learner. */
@@ -129,6 +158,7 @@ describe('server: elastic cluster (join, rebalance, decommission, re-replication
     const t0 = Date.now();
     const note = (s: string): void => {
       events.push(`+${Date.now() - t0} ms ${s}`);
+      if (process.env['ELASTIC_DEBUG']) console.log(`      ${events[events.length - 1]}`);
     };
     const n1 = spec(0, []);
     await n1.proc.start();
@@ -146,7 +176,7 @@ describe('server: elastic cluster (join, rebalance, decommission, re-replication
         note(`converged at ${i + 1} nodes`);
       }
       expect(n1.proc.out + n1.proc.err).to.not.match(/host loop failed/);
-      await checkReplication(nodes, RF);
+      await eventually(() => checkReplication(nodes, RF), 15000, 250);
       // the joined nodes lead shards too (leader balancing)
       const v5 = await view(n1);
       expect(v5.filter((n) => (n.leaders ?? 0) > 0).length, JSON.stringify(v5)).to.be.at.least(3);
@@ -188,7 +218,7 @@ describe('server: elastic cluster (join, rebalance, decommission, re-replication
       }
       note('re-replicated');
       await sleep(1000);
-      await checkReplication(live, RF);
+      await eventually(() => checkReplication(live, RF), 15000, 250);
 
       // a joined node restarting on its data comes back as itself (IDENTITY), no re-join
       const n5 = nodes.find((n) => n.id === 'n5')!;
@@ -200,6 +230,15 @@ describe('server: elastic cluster (join, rebalance, decommission, re-replication
         const me = v.find((n) => n.id === 'n5');
         if (me?.state !== 'up' || me.replicas !== me.placement_replicas) throw new Error(JSON.stringify(me));
       }, 30000, 250);
+      // n3 comes back: marked up, the ring gives it replicas again (caught up by snapshot and
+      // log), and the replicas the groups removed while it was down are destroyed, not left
+      // campaigning: it ends up holding exactly what the placement gives it
+      await n3.proc.start();
+      note('n3 restarted');
+      await converged(['n1', 'n3', 'n4', 'n5'], n1);
+      note('n3 back in: converged');
+      await eventually(() => checkReplication(nodes.filter((n) => n.id !== 'n2'), RF), 15000, 250);
+
       // a different node claiming a live member's id is refused with a clear error
       const [p1, p2, p3, p4] = await freePorts(4);
       const impostorDir = tmpDir();

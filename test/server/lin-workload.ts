@@ -23,6 +23,17 @@ const NAMES = Object.keys(KEYS);
 /** Errors that are bugs of the test, not outcomes of a faulty cluster. */
 const TEST_BUGS = new Set(['INVALID_ARGUMENT', 'KEY_TOO_LARGE', 'VALUE_TOO_LARGE', 'NOT_SUPPORTED']);
 
+/** A linearizable Get through one node; undefined when the node holds no replica of the key's
+ *  shard (it does not route internally). Other errors throw (and are retried by the caller). */
+async function getOrSkip(kv: KvClient, k: object): Promise<Record<string, unknown> | undefined> {
+  try {
+    return await kv.call('Get', { key: k }, 3000);
+  } catch (e) {
+    if (e instanceof Error && /has no replica of shard/.test(e.message)) return undefined;
+    throw e;
+  }
+}
+
 export function testSeed(): number {
   return process.env['SEED'] !== undefined ? Number(process.env['SEED']) : Math.floor(Math.random() * 2 ** 31);
 }
@@ -127,15 +138,21 @@ export class LinWorkload {
         const pk = typeof k === 'string' ? key(k) : key(k.primary.toString(), k.secondary!.toString());
         for (let i = 0; i < nodes.length; i++) {
           const h = this.rec.invoke(`final@${nodes[i]!.id}`, name, 'get');
-          const g = await eventually(() => raw[i]!.call('Get', { key: pk }, 3000), 20000, 100);
+          // nodes hold a subset of the shards (4+ nodes): no answer from those, at once
+          const g = await eventually(() => getOrSkip(raw[i]!, pk), 20000, 100);
+          if (!g) continue;
           this.rec.complete(h, g['found'] ? { ok: true, found: true, value: (g['value'] as Buffer).toString(), version: g['version'] as number } : { ok: true, found: false });
         }
       }
       for (const [wk, version] of this.witnesses) {
+        let readers = 0;
         for (let i = 0; i < nodes.length; i++) {
-          const g = await eventually(() => raw[i]!.call('Get', { key: key(wk) }, 3000), 20000, 100);
+          const g = await eventually(() => getOrSkip(raw[i]!, key(wk)), 20000, 100);
+          if (!g) continue;
+          readers++;
           expect(g, `witness ${wk} on ${nodes[i]!.id} (seed ${this.seed})`).to.include({ found: true, version });
         }
+        expect(readers, `witness ${wk}: read through some node`).to.be.greaterThan(0);
       }
     } finally {
       for (const r of raw) r.close();
