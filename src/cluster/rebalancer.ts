@@ -24,6 +24,8 @@ export interface RebalancerDeps {
 
 export class Rebalancer {
   private readonly busy = new Set<number>();
+  private idOfFor: unknown;
+  private idOf = new Map<string, number>();
   readonly stats = { learnersAdded: 0, promotions: 0, removals: 0, transfers: 0, failures: 0 };
 
   constructor(private readonly d: RebalancerDeps) {}
@@ -32,7 +34,13 @@ export class Rebalancer {
   desired(shardId: number): Desired | undefined {
     const v = this.d.meta.current;
     if (!v) return undefined;
-    const idOf = new Map(v.cluster.members.map((m) => [m.nodeId, m.raftId]));
+    // raft ids by node id, rebuilt only when the cluster record changes (rounds run every
+    // 500 ms over every shard this node leads)
+    if (this.idOfFor !== v.cluster) {
+      this.idOfFor = v.cluster;
+      this.idOf = new Map(v.cluster.members.map((m) => [m.nodeId, m.raftId]));
+    }
+    const idOf = this.idOf;
     if (shardId === META_SHARD_ID) {
       const cur = this.d.host.replicaStatus(META_SHARD_ID).confState.voters;
       const { voters, learners } = desiredMetaReplicas(v.cluster, cur);
