@@ -3,7 +3,7 @@
 //   etcd       the etcd3 package: put, and a range with serializable=false (etcd's default), which
 //              etcd serves linearizably (ReadIndex through the leader)
 // Both clients retry on their own; the driver counts what still fails, by errorCode().
-import { Etcd3 } from 'etcd3';
+import type { Etcd3 } from 'etcd3';
 import { CacheClient } from '../../src/client/index.js';
 import type { Target } from './options.js';
 
@@ -46,6 +46,9 @@ class EtcdBackend implements Backend {
 
 export async function openBackend(target: Target, endpoints: string[], timeoutMs: number): Promise<Backend> {
   if (target === 'distcache') return new DistcacheBackend(await CacheClient.connect(endpoints, { timeoutMs }));
+  // etcd3 is a dev dependency: loaded only for --target etcd, so an installed cache-bench
+  // runs against distcache without it
+  const { Etcd3 } = await import('etcd3');
   const c = new Etcd3({
     hosts: endpoints.map((e) => `http://${e}`),
     dialTimeout: timeoutMs,
