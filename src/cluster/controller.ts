@@ -18,7 +18,7 @@ import { Rebalancer } from './rebalancer.js';
 import { StateRole } from '../raft/index.js';
 
 /** Rounds between checks for replicas removed while this node was away. */
-const STALE_CHECK_EVERY = 10;
+const STALE_CHECK_EVERY = 4;
 
 export interface ControllerDeps {
   host: MultiRaftHost;
@@ -136,9 +136,10 @@ export class ClusterController {
   }
 
   /**
-   * Replicas the placement no longer gives this node and that the group removed while this node
-   * was down or cut off: it never applied its removal, so it still thinks it is a member (and
-   * would campaign forever). Destroyed only on the word of the group's current leader.
+   * Replicas the placement no longer gives this node and that their group removed (moved away
+   * by the rebalancer, or removed while this node was down and never applied here). Destroyed
+   * only on the word of the group's current leader: a replica's own applied configuration is
+   * not proof (a new replica replays configurations from before it was added).
    */
   private async removeStaleReplicas(): Promise<void> {
     const v = this.d.meta.current!;

@@ -367,10 +367,11 @@ export class MultiRaftHost {
   }
 
   /**
-   * Destroys a replica the group removed while this node was away (it never applied its own
-   * removal). The caller must have learned from the group's current leader that this node is
-   * not in the committed configuration: destroying a replica that is still a voter would let it
-   * come back empty and vote for a candidate missing committed entries.
+   * Destroys a replica the group removed. The caller must have learned from the group's current
+   * leader that this node is not in the committed configuration (this replica's own applied
+   * configuration is not enough: it may be replaying history from before it was added).
+   * Destroying a replica that is still a voter would let it come back empty and vote for a
+   * candidate missing committed entries.
    */
   async destroyRemovedReplica(shardId: number): Promise<void> {
     const g = this.group(shardId);
@@ -755,7 +756,6 @@ export class MultiRaftHost {
     const ab = new ApplyBatch(this.engine);
     const done: Array<{ seq: number; result: CommandResult }> = [];
     const compact: Group[] = [];
-    const removed: Group[] = [];
     const confDone: Group[] = [];
     for (const [g, rd] of readies) {
       if (rd.snapshot && rd.snapshot.metadata.index > g.applied) {
@@ -771,7 +771,6 @@ export class MultiRaftHost {
           if (e.type === EntryType.ConfChange) {
             g.confState = g.node.applyConfChange(decodeConfChange(e.data));
             if (g.confWait && e.index > g.confWait.afterIndex) confDone.push(g);
-            if (!isMember(g.confState, this.nodeId)) removed.push(g);
           } else {
             for (const { cmd, result } of ab.applyEntry(g.shardId, e.index, e.data)) if (cmd.proposer === this.nodeId) done.push({ seq: cmd.seq, result });
           }
@@ -818,8 +817,10 @@ export class MultiRaftHost {
       g.confWait?.resolve(cloneConfState(g.confState));
       g.confWait = undefined;
     }
-    // 6. replicas removed from their group: destroy them (after advance, so nothing is pending)
-    for (const g of removed) if (!isMember(g.confState, this.nodeId)) await this.destroyReplica(g);
+    // A replica never destroys itself on applying a configuration without it: a new replica
+    // replaying the group's history passes through such configurations (before it was added,
+    // or an earlier removal of this node before a re-add). destroyRemovedReplica() does it once
+    // the group's current leader confirms the removal.
     // 7. log compaction behind the applied state
     for (const g of compact) {
       if (!this.groups.has(g.groupId)) continue;
@@ -928,8 +929,4 @@ export class MultiRaftHost {
     await this.log.close();
     await this.engine.close();
   }
-}
-
-function isMember(c: ConfState, id: number): boolean {
-  return c.voters.includes(id) || c.learners.includes(id) || c.votersOutgoing.includes(id) || c.learnersNext.includes(id);
 }

@@ -44,7 +44,7 @@ describe('store: replica membership changes', function () {
     }
     const h4 = await startNew(4, (s) => s === 0);
     c.hosts.get(1)!.campaign(0);
-    await waitFor(() => c.hosts.get(1)!.isLeader(0), 10000, 'leader of shard 0');
+    await waitFor(() => c.hosts.get(1)!.isLeader(0), 30000, 'leader of shard 0');
     const leader = c.hosts.get(1)!;
     // more entries than snapshotEntries: the learner needs a snapshot, then the log
     for (let i = 0; i < 120; i++) await leader.propose(0, { ops: [{ type: 'put', key: enc(`k${i}`), value: enc(`v${i}`) }] });
@@ -63,7 +63,12 @@ describe('store: replica membership changes', function () {
     conf = await leader.changeReplicas(0, { changes: [{ type: ConfChangeType.RemoveNode, nodeId: 3 }] });
     expect(conf.voters).to.deep.equal([1, 2, 4]);
     const h3 = c.hosts.get(3)!;
-    await waitFor(() => !h3.hasReplica(0), 10000, 'node 3 drops its replica');
+    // node 3 applies its removal but keeps the replica (quiet: it cannot campaign) until told
+    // by the leader's word — here, the test — that the group removed it
+    await waitFor(() => !h3.replicaStatus(0).confState.voters.includes(3), 10000, 'node 3 applies its removal');
+    expect(h3.hasReplica(0)).to.equal(true);
+    await h3.destroyRemovedReplica(0);
+    expect(h3.hasReplica(0)).to.equal(false);
     expect(h3.readLocal(0, enc('k5')).found).to.equal(false);
     expect(h3.hasReplica(1)).to.equal(true);
 
@@ -86,6 +91,29 @@ describe('store: replica membership changes', function () {
     c.hosts.set(3, h3b);
     expect(h3b.hasReplica(0)).to.equal(false);
     expect(h3b.hasReplica(1)).to.equal(true);
+  });
+
+  it('a new replica replaying configurations from before it was added does not destroy itself', async () => {
+    c = new TestCluster([1, 2, 3, 4], [0]);
+    for (const id of [1, 2, 3]) {
+      const h = await MultiRaftHost.open({ nodeId: id, dataDir: c.dirs.get(id)!, transport: c.hub.transport(id), tickMs: 10, electionTick: 10, heartbeatTick: 2 });
+      await h.addShards([{ shardId: 0, replicas: [1, 2, 3] }]);
+      c.hosts.set(id, h);
+    }
+    c.hosts.get(1)!.campaign(0);
+    await waitFor(() => c.hosts.get(1)!.isLeader(0), 30000, 'leader of shard 0');
+    const leader = c.hosts.get(1)!;
+    // history before node 4 exists: a learner 9 comes and goes (configurations without node 4)
+    await leader.changeReplicas(0, { changes: [{ type: ConfChangeType.AddLearner, nodeId: 9 }] });
+    for (let i = 0; i < 20; i++) await leader.propose(0, { ops: [{ type: 'put', key: enc(`h${i}`), value: enc(`v${i}`) }] });
+    await leader.changeReplicas(0, { changes: [{ type: ConfChangeType.RemoveNode, nodeId: 9 }] });
+    // node 4 joins with no snapshot newer than the bootstrap one: it replays all of that
+    const h4 = await startNew(4, () => true);
+    await leader.changeReplicas(0, { changes: [{ type: ConfChangeType.AddLearner, nodeId: 4 }] });
+    await waitFor(() => h4.hasReplica(0) && h4.appliedIndex(0) >= leader.appliedIndex(0), 20000, 'learner catch-up');
+    expect(h4.stats.replicasDestroyed).to.equal(0);
+    expect(h4.replicaStatus(0).confState.learners).to.deep.equal([4]);
+    expect(h4.readLocal(0, enc('h19')).value?.toString()).to.equal('v19');
   });
 
   it('refuses a second membership change while one is in flight, and on a follower', async () => {
