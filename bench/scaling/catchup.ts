@@ -7,7 +7,7 @@
 // over the loaded keys) runs through the move and, for comparison, for a while before it.
 import { CacheClient } from '../../src/client/index.js';
 import { Rng } from '../../src/util/rng.js';
-import { openBackend } from '../cache-bench/backend.js';
+import { errorCode, openBackend } from '../cache-bench/backend.js';
 import { runLoad, type RunResult } from '../cache-bench/driver.js';
 import { keyName, UniformChooser } from '../cache-bench/keys.js';
 import { http } from '../../test/server/harness.js';
@@ -38,6 +38,8 @@ export interface CatchupResult {
   keys: number;
   loadedBytes: number;
   loadSec: number;
+  /** multiPut batches re-sent during the load, by error code. */
+  loadRetries: Record<string, number>;
   diskAfterLoad: NodeDisk[];
   /** Spawn of the 4th node -> its ready line. */
   readySec: number;
@@ -63,12 +65,16 @@ function valueFor(base: Buffer, i: number): Buffer {
   return v;
 }
 
-async function load(endpoints: string[], keys: number, base: Buffer, o: CatchupOptions): Promise<void> {
+const LOAD_ATTEMPTS = 20;
+
+/** Writes keys [0, keys); resolves with the batch retries by error code. */
+async function load(endpoints: string[], keys: number, base: Buffer, o: CatchupOptions): Promise<Record<string, number>> {
+  const retries: Record<string, number> = {};
   const c = await CacheClient.connect(endpoints, { timeoutMs: 30_000 });
   let next = 0;
   let done = 0;
   const t0 = Date.now();
-  const timer = setInterval(() => o.log(`  loaded ${done}/${keys} keys, ${((done * o.valueSize) / 2 ** 20 / ((Date.now() - t0) / 1000)).toFixed(1)} MiB/s`), 10_000);
+  const timer = setInterval(() => o.log(`  loaded ${done}/${keys} keys, ${Object.values(retries).reduce((a, b) => a + b, 0)} batch retries, ${((done * o.valueSize) / 2 ** 20 / ((Date.now() - t0) / 1000)).toFixed(1)} MiB/s`), 10_000);
   const worker = async (): Promise<void> => {
     while (next < keys && !o.signal.aborted) {
       const from = next;
@@ -76,13 +82,17 @@ async function load(endpoints: string[], keys: number, base: Buffer, o: CatchupO
       next = to;
       const entries = [];
       for (let i = from; i < to; i++) entries.push({ key: keyName(i), value: valueFor(base, i) });
+      // Loading writes fixed values, so re-sending a batch whose outcome is unknown (a leader
+      // change drops proposals: PROPOSAL_DROPPED) is safe. Retries are counted and reported.
       for (let attempt = 1; ; attempt++) {
         try {
-          await c.multiPut(entries); // the client retries inside; this covers its deadline
+          await c.multiPut(entries); // the client retries inside; this covers what it gives up on
           break;
         } catch (e) {
-          if (attempt >= 3) throw e;
-          o.log(`  multiPut of keys ${from}..${to - 1} failed (${e instanceof Error ? e.message : String(e)}); retrying`);
+          if (attempt >= LOAD_ATTEMPTS || o.signal.aborted) throw e;
+          const code = errorCode(e);
+          retries[code] = (retries[code] ?? 0) + 1;
+          await new Promise((r) => setTimeout(r, 100 * attempt));
         }
       }
       done += to - from;
@@ -95,6 +105,7 @@ async function load(endpoints: string[], keys: number, base: Buffer, o: CatchupO
     c.close();
   }
   if (o.signal.aborted) throw new Error('aborted');
+  return retries;
 }
 
 /** Light foreground load until `stop` aborts (or the bench is interrupted). */
@@ -117,7 +128,7 @@ export async function measureCatchup(o: CatchupOptions): Promise<CatchupResult> 
     const base = Buffer.from(new Rng(o.seed).bytes(o.valueSize));
     o.log(`catch-up: loading ${keys} keys x ${o.valueSize} B (${o.gib} GiB) in multiPut batches of ${o.loadBatch}, ${o.loadConcurrency} in flight`);
     const t0 = Date.now();
-    await load(cluster.endpoints, keys, base, o);
+    const loadRetries = await load(cluster.endpoints, keys, base, o);
     const loadSec = (Date.now() - t0) / 1000;
     const diskAfterLoad = cluster.nodes.map((n) => ({ id: n.id, bytes: cluster.diskBytes(n) }));
     o.log(`catch-up: loaded in ${loadSec.toFixed(1)} s; disk ${diskAfterLoad.map((d) => `${d.id} ${(d.bytes / 2 ** 20).toFixed(0)} MiB`).join(', ')}`);
@@ -149,6 +160,7 @@ export async function measureCatchup(o: CatchupOptions): Promise<CatchupResult> 
       keys,
       loadedBytes: keys * o.valueSize,
       loadSec,
+      loadRetries,
       diskAfterLoad,
       readySec: (joined.readyAt - joined.spawnedAt) / 1000,
       convergeSec: (conv.at - joined.spawnedAt) / 1000,

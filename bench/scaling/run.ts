@@ -193,7 +193,7 @@ async function main(signal: AbortSignal): Promise<number> {
   let catchup: CatchupResult | undefined;
   if (o.phases.includes('catchup') && !signal.aborted) {
     log('');
-    catchup = await measureCatchup({ gib: o.gib, shards: o.shards, maxMoves: o.maxMoves, valueSize: o.valueSize, loadBatch: 512, loadConcurrency: 4, fgConcurrency: 4, fgBaselineSec: 5, convergeTimeoutSec: o.convergeTimeoutSec, seed: o.seed, signal, log });
+    catchup = await measureCatchup({ gib: o.gib, shards: o.shards, maxMoves: o.maxMoves, valueSize: o.valueSize, loadBatch: 256, loadConcurrency: 4, fgConcurrency: 4, fgBaselineSec: 5, convergeTimeoutSec: o.convergeTimeoutSec, seed: o.seed, signal, log });
   }
 
   header.push(`load average at end (1/5/15 min): ${loadavg()}`);
@@ -215,6 +215,7 @@ async function main(signal: AbortSignal): Promise<number> {
       '',
       markdown(fg),
       '',
+      `load: multiPut batches of 256 keys, 4 in flight; batches re-sent: ${Object.entries(catchup.loadRetries).map(([k, v]) => `${k} ${v}`).join(', ') || 'none'}`,
       `disk MiB after load: ${disk(catchup.diskAfterLoad)}; after the move: ${disk(catchup.diskAfterMove)}`,
       `peak RSS MiB (VmHWM, whole run): ${disk(catchup.peakRss)}`,
       '',

@@ -87,18 +87,29 @@ export async function measureWrites(cluster: ElasticCluster, o: WriteOptions): P
 }
 
 export interface Projection {
-  /** min over nodes of 1e6 / node µs per op: the first node to fill its one core caps the cluster. */
+  /** min over nodes of its one-core capacity: the first node to fill its core caps the cluster. */
   bottleneckOpsPerSec: number;
-  /** nodes × 1e6 / Σ µs per op: the same with the work spread evenly (leaders balanced). */
+  /** The same with the work spread evenly over the nodes (leaders and replicas balanced). */
   balancedOpsPerSec: number;
 }
 
 /** Writes/s the cluster could sustain with one core per node, from CPU per op alone (no network,
- *  disk or latency limits; per-op costs as measured at this load). */
+ *  disk or latency limits; per-op costs as measured at this load, which overstates them where
+ *  the load was light and batches small). A node's idle CPU (ticks, heartbeats) is a fixed share
+ *  of its core, not a cost per op: capacity = (1 - idle share) × 1e6 / (busy µs per op), where
+ *  busy µs per op = measured µs per op - idle share × 1e6 / measured ops/s. */
 export function projection(row: WriteRow): Projection {
-  const valid = row.perNode.filter((n) => Number.isFinite(n.usPerOp) && n.usPerOp > 0);
+  const ops = row.result.opsPerSec;
+  const parts = row.perNode
+    .filter((n) => Number.isFinite(n.usPerOp) && n.usPerOp > 0)
+    .map((n) => {
+      const idle = Number.isFinite(n.idleCpuShare) ? Math.min(Math.max(n.idleCpuShare, 0), 0.9) : 0;
+      return { idle, busy: Math.max(n.usPerOp - (idle * 1e6) / Math.max(ops, 1e-9), 1e-3) };
+    });
+  if (parts.length === 0) return { bottleneckOpsPerSec: NaN, balancedOpsPerSec: NaN };
+  const meanIdle = parts.reduce((s, p) => s + p.idle, 0) / parts.length;
   return {
-    bottleneckOpsPerSec: valid.length === 0 ? NaN : Math.min(...valid.map((n) => 1e6 / n.usPerOp)),
-    balancedOpsPerSec: row.serverUsPerOp > 0 ? (row.nodes * 1e6) / row.serverUsPerOp : NaN,
+    bottleneckOpsPerSec: Math.min(...parts.map((p) => ((1 - p.idle) * 1e6) / p.busy)),
+    balancedOpsPerSec: (parts.length * (1 - meanIdle) * 1e6) / parts.reduce((s, p) => s + p.busy, 0),
   };
 }
