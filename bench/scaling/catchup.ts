@@ -11,7 +11,7 @@ import { errorCode, openBackend } from '../cache-bench/backend.js';
 import { runLoad, type RunResult } from '../cache-bench/driver.js';
 import { keyName, UniformChooser } from '../cache-bench/keys.js';
 import { http } from '../../test/server/harness.js';
-import { ElasticCluster } from './elastic-cluster.js';
+import { ElasticCluster, type NodeView, type ScalingNode } from './elastic-cluster.js';
 import { peakRssBytes } from './procstat.js';
 
 export interface CatchupOptions {
@@ -43,19 +43,76 @@ export interface CatchupResult {
   diskAfterLoad: NodeDisk[];
   /** Spawn of the 4th node -> its ready line. */
   readySec: number;
-  /** Spawn of the 4th node -> convergence seen (polled every 250 ms). */
+  /** False: the cluster had not converged when --converge-timeout ran out. */
+  converged: boolean;
+  /** Spawn of the 4th node -> convergence seen (polled every 250 ms), or -> giving up. */
   convergeSec: number;
+  /** /api/cluster/nodes at convergence or when giving up. */
+  lastView: NodeView[];
   newNodeReplicas: number;
   /** keys × valueSize × (new node's replicas / shards): the user data it should now hold. */
   shareBytes: number;
   /** Bytes under the new node's data dir at convergence (engine + Raft log). */
   newNodeDiskBytes: number;
   diskAfterMove: NodeDisk[];
-  /** Host counters of the new node at convergence. */
-  newNodeSnapshotsApplied: number;
+  newNode: NewNodeDiagnostics;
   peakRss: NodeDisk[];
   fgBefore: RunResult | undefined;
   fgDuring: RunResult;
+}
+
+/** What the new node and the shard leaders say about the new node's replicas. */
+export interface NewNodeDiagnostics {
+  /** Host counters of the new node. */
+  replicasCreated: number;
+  replicasDestroyed: number;
+  snapshotsApplied: number;
+  /** Bytes its engine took in (snapshots + applied entries). */
+  engineBytesWritten: number;
+  /** Its shard replicas (metadata group excluded) with nothing applied. */
+  emptyReplicas: number;
+  /** Shards whose leader counts the new node as a voter while the new node's own replica of
+   *  the shard has applied nothing: a voter that does not hold the data. */
+  votersWithoutData: number[];
+  /** Shards whose leader still has the new node as a learner. */
+  learnerShards: number[];
+}
+
+interface ReplicaView {
+  shard: number | 'meta';
+  role: string;
+  applied: number;
+  voters: number[];
+  learners: number[];
+}
+
+async function replicas(n: ScalingNode): Promise<ReplicaView[]> {
+  return (await http(n.httpPort, 'GET', '/api/cluster/replicas')).json['replicas'] as ReplicaView[];
+}
+
+async function newNodeDiagnostics(cluster: ElasticCluster, n4: ScalingNode): Promise<NewNodeDiagnostics> {
+  const stats = (await http(n4.httpPort, 'GET', '/api/stats')).json as { host: { replicasCreated: number; replicasDestroyed: number; snapshotsApplied: number }; engine: { userBytesWritten: number } };
+  const raftId = ((await cluster.view()).nodes as Array<NodeView & { raft_id?: number }>).find((x) => x.id === n4.id)?.raft_id ?? -1;
+  const own = new Map((await replicas(n4)).filter((r) => r.shard !== 'meta').map((r) => [r.shard, r]));
+  const votersWithoutData: number[] = [];
+  const learnerShards: number[] = [];
+  for (const n of cluster.nodes) {
+    if (n === n4) continue;
+    for (const r of await replicas(n)) {
+      if (r.shard === 'meta' || r.role !== 'Leader') continue;
+      if (r.learners.includes(raftId)) learnerShards.push(r.shard);
+      if (r.voters.includes(raftId) && (own.get(r.shard)?.applied ?? 0) === 0) votersWithoutData.push(r.shard);
+    }
+  }
+  return {
+    replicasCreated: stats.host.replicasCreated,
+    replicasDestroyed: stats.host.replicasDestroyed,
+    snapshotsApplied: stats.host.snapshotsApplied,
+    engineBytesWritten: stats.engine.userBytesWritten,
+    emptyReplicas: [...own.values()].filter((r) => r.applied === 0).length,
+    votersWithoutData: votersWithoutData.sort((a, b) => a - b),
+    learnerShards: learnerShards.sort((a, b) => a - b),
+  };
 }
 
 /** Distinct value per key (its index in the first bytes) over one random buffer. */
@@ -143,19 +200,25 @@ export async function measureCatchup(o: CatchupOptions): Promise<CatchupResult> 
     fg.catch(() => undefined); // awaited below; do not let an early rejection go unhandled
     let during: RunResult;
     let joined: Awaited<ReturnType<ElasticCluster['addNode']>>;
-    let conv: Awaited<ReturnType<ElasticCluster['converged']>>;
+    let conv: Awaited<ReturnType<ElasticCluster['converged']>> | undefined;
     try {
       o.log('catch-up: starting n4 with --seeds');
       joined = await cluster.addNode();
       o.log(`catch-up: n4 ready after ${((Date.now() - joined.spawnedAt) / 1000).toFixed(1)} s; waiting for convergence`);
-      conv = await cluster.converged(o.convergeTimeoutSec * 1000);
+      try {
+        conv = await cluster.converged(o.convergeTimeoutSec * 1000);
+      } catch (e) {
+        o.log(`catch-up: ${e instanceof Error ? e.message : String(e)}`);
+        conv = undefined; // reported with the diagnostics below, not thrown: the numbers still matter
+      }
     } finally {
       stopFg.abort();
       during = await fg;
     }
     const n4 = joined.node;
-    const newNodeReplicas = conv.nodes.find((n) => n.id === n4.id)?.placement_replicas ?? 0;
-    const stats = (await http(n4.httpPort, 'GET', '/api/stats')).json['host'] as { snapshotsApplied: number };
+    const stoppedAt = Date.now();
+    const view = conv?.nodes ?? (await cluster.view()).nodes;
+    const newNodeReplicas = view.find((n) => n.id === n4.id)?.placement_replicas ?? 0;
     const result: CatchupResult = {
       keys,
       loadedBytes: keys * o.valueSize,
@@ -163,12 +226,14 @@ export async function measureCatchup(o: CatchupOptions): Promise<CatchupResult> 
       loadRetries,
       diskAfterLoad,
       readySec: (joined.readyAt - joined.spawnedAt) / 1000,
-      convergeSec: (conv.at - joined.spawnedAt) / 1000,
+      converged: conv !== undefined,
+      convergeSec: ((conv?.at ?? stoppedAt) - joined.spawnedAt) / 1000,
+      lastView: view,
       newNodeReplicas,
       shareBytes: (keys * o.valueSize * newNodeReplicas) / o.shards,
       newNodeDiskBytes: cluster.diskBytes(n4),
       diskAfterMove: cluster.nodes.map((n) => ({ id: n.id, bytes: cluster.diskBytes(n) })),
-      newNodeSnapshotsApplied: stats.snapshotsApplied,
+      newNode: await newNodeDiagnostics(cluster, n4),
       peakRss: cluster.nodes.map((n) => ({ id: n.id, bytes: peakRssBytes(n.proc.pid) ?? NaN })),
       fgBefore,
       fgDuring: during,

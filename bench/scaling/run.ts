@@ -121,7 +121,7 @@ function writeCells(r: WriteRow): string[] {
   ];
 }
 
-const CATCHUP_HEADER = ['loaded', 'load time', 'load rate', 'n4 ready', 'n4 converged', 'n4 replicas', 'n4 share', 'n4 disk', 'share / time', 'n4 snapshots applied'];
+const CATCHUP_HEADER = ['loaded', 'load time', 'load rate', 'n4 ready', 'n4 converged', 'n4 replicas', 'n4 share', 'n4 engine bytes in', 'n4 disk', 'share / time', 'n4 replicas created / destroyed / snapshots applied'];
 
 function catchupCells(c: CatchupResult, shards: number): string[] {
   return [
@@ -129,12 +129,13 @@ function catchupCells(c: CatchupResult, shards: number): string[] {
     `${c.loadSec.toFixed(1)} s`,
     `${(c.loadedBytes / 2 ** 20 / c.loadSec).toFixed(1)} MiB/s`,
     `${c.readySec.toFixed(1)} s`,
-    `${c.convergeSec.toFixed(1)} s`,
+    c.converged ? `${c.convergeSec.toFixed(1)} s` : `NOT after ${c.convergeSec.toFixed(0)} s`,
     `${c.newNodeReplicas} of ${shards * 3}`,
     `${mib(c.shareBytes)} MiB`,
+    `${mib(c.newNode.engineBytesWritten)} MiB`,
     `${mib(c.newNodeDiskBytes)} MiB`,
-    `${(c.shareBytes / 2 ** 20 / c.convergeSec).toFixed(1)} MiB/s`,
-    String(c.newNodeSnapshotsApplied),
+    c.converged ? `${(c.shareBytes / 2 ** 20 / c.convergeSec).toFixed(1)} MiB/s` : 'n/a',
+    `${c.newNode.replicasCreated} / ${c.newNode.replicasDestroyed} / ${c.newNode.snapshotsApplied}`,
   ];
 }
 
@@ -218,6 +219,8 @@ async function main(signal: AbortSignal): Promise<number> {
       `load: multiPut batches of 256 keys, 4 in flight; batches re-sent: ${Object.entries(catchup.loadRetries).map(([k, v]) => `${k} ${v}`).join(', ') || 'none'}`,
       `disk MiB after load: ${disk(catchup.diskAfterLoad)}; after the move: ${disk(catchup.diskAfterMove)}`,
       `peak RSS MiB (VmHWM, whole run): ${disk(catchup.peakRss)}`,
+      `n4 replicas with nothing applied: ${catchup.newNode.emptyReplicas}; shards whose leader counts n4 as a voter while n4's replica applied nothing: ${catchup.newNode.votersWithoutData.length} [${catchup.newNode.votersWithoutData.join(',')}]; shards where n4 is still a learner: [${catchup.newNode.learnerShards.join(',')}]`,
+      `members at the end: ${catchup.lastView.map((n) => `${n.id} ${n.state} ${n.replicas ?? '?'}/${n.placement_replicas} replicas, ${n.leaders ?? '?'} leaders`).join('; ')}`,
       '',
     );
   }
