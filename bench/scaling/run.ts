@@ -2,7 +2,8 @@
 //
 //   npm run bench:scaling -- [--sizes 1,3,5] [--duration 10] [--warmup 2] [--concurrency 64]
 //                            [--keys 10000] [--value-size 4096] [--shards 64] [--gb 0.5]
-//                            [--moves N] [--phases writes,catchup] [--seed 42] [--json-out f]
+//                            [--moves N] [--phases writes,catchup] [--settle 3]
+//                            [--converge-timeout 900] [--seed 42] [--json-out f]
 //
 // writes:  for each size, a fresh cluster grown from n1 by --seeds (rf = min(3, nodes): one
 //          replica per shard on one node), then put-only load (throughput.ts); per-node server CPU
