@@ -106,6 +106,7 @@ export function maybeSendAppend(r: Raft, to: number, sendIfEmpty: boolean): bool
   }
   if (ents.length === 0 && !sendIfEmpty) return false;
   r.send(makeMessage({ type: MessageType.App, to, index: prevIndex, logTerm: prevTerm, entries: ents, commit: r.log.committed }));
+  pr.appendSinceBeat = true;
   if (pr.state === ProgressState.Replicate) {
     if (ents.length > 0) {
       const last = ents[ents.length - 1]!.index;
@@ -239,8 +240,14 @@ function handleHeartbeatResponse(r: Raft, m: Message, pr: Progress): void {
 
 export function bcastHeartbeat(r: Raft, ctx?: Uint8Array): void {
   const c = ctx ?? r.readOnly.lastPendingRequestCtx();
+  // Only a periodic beat (no read to confirm) may skip followers that an append just reached.
+  const mayskip = c === undefined && r.cfg.skipHeartbeatAfterAppend;
   for (const [id, pr] of r.tracker.progress) {
     if (id === r.id) continue;
+    const recent = pr.appendSinceBeat;
+    pr.appendSinceBeat = false;
+    // Probe and Snapshot progress need the heartbeat response to resume (probeSent, retries).
+    if (mayskip && recent && pr.state === ProgressState.Replicate) continue;
     // Never tell a follower to commit beyond what it is known to have.
     const m = makeMessage({ type: MessageType.Heartbeat, to: id, commit: Math.min(pr.match, r.log.committed), tick: r.leaderTicks });
     if (c !== undefined) m.context = c;

@@ -80,6 +80,8 @@ export class Progress {
   snapDoneSent = false;
   /** Heard from since the last CheckQuorum round. */
   recentActive = false;
+  /** An append went to this follower since the last heartbeat round (skipHeartbeatAfterAppend). */
+  appendSinceBeat = false;
   isLearner: boolean;
   /** Highest leader tick echoed back in a heartbeat response (lease reads). */
   leaseAckTick = Number.NEGATIVE_INFINITY;

@@ -4,8 +4,8 @@
 //
 // Contracts:
 //  - write(batch) persists everything in the batch with one Wal.appendMany (one fsync when
-//    `sync`), and only then updates the in-memory per-group state that the Raft core reads
-//    through group(id) (a raft Storage). Call it with Ready contents BEFORE sending messages.
+//    `sync`; none otherwise, whatever the policy: see RaftLogBatch.sync), and only then updates
+//    the in-memory per-group state that the Raft core reads through group(id) (a raft Storage). Call it with Ready contents BEFORE sending messages.
 //  - Appending entries at index i drops the group's entries >= i first (conflicting suffix).
 //  - createSnapshot() makes a snapshot durable and compacts the group's log behind it.
 //  - gc() deletes WAL segments that no group needs any more and names the groups holding it back.
@@ -182,6 +182,9 @@ export class GroupLog implements Storage {
 export class RaftLogBatch {
   readonly records: Uint8Array[] = [];
   readonly ops: Array<(seg: number) => void> = [];
+  /** Must be durable before write() resolves: set by entries and snapshots; the caller sets it
+   *  for a hard state whose term or vote changed (Ready.mustSync). A batch without it (only
+   *  commit indexes moved, which Raft may forget) is written without an fsync. */
   sync = false;
 
   constructor(private readonly store: RaftLogStore) {}
@@ -266,7 +269,7 @@ export class RaftLogStore {
   /** Persists a batch: one WAL append (one write, one fsync if batch.sync), then updates memory. */
   async write(batch: RaftLogBatch): Promise<void> {
     if (batch.empty) return;
-    const p = this.wal.appendMany(batch.records, { sync: batch.sync, owned: true });
+    const p = this.wal.appendMany(batch.records, batch.sync ? { sync: true, owned: true } : { noSync: true, owned: true });
     const seg = this.wal.currentSegment; // appendMany framed the records synchronously
     this.stats.writes++;
     this.stats.records += batch.records.length;

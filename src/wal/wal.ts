@@ -5,8 +5,9 @@
 //
 // Contracts:
 //  - append() resolves once its sync policy is met: 'always' (or {sync: true}) after fdatasync,
-//    'batch' after an fdatasync issued at most `batchDelayMs` after the append, 'off' once the
-//    bytes are handed to the OS (survives a process crash, not a power loss).
+//    'batch' after an fdatasync issued at most `batchDelayMs` after the append, 'off' (or
+//    {noSync: true}) once the bytes are handed to the OS (survives a process crash, not a power
+//    loss).
 //  - Records appended before rotate() go to the old segment, records after it to the new one,
 //    even though the files are written asynchronously. rotate() is synchronous for that reason.
 //  - After a failed write or sync the log refuses further appends (the page cache can no longer
@@ -38,6 +39,9 @@ export interface WalOptions {
 export interface AppendOptions {
   /** Sync this append now, whatever the policy. */
   sync?: boolean;
+  /** This append needs no fsync, whatever the policy: it resolves once its bytes are handed to
+   *  the OS (a later synced append or sync() makes it durable too). Ignored when `sync`. */
+  noSync?: boolean;
   /** The caller hands the record over and will not modify it: it is not copied. */
   owned?: boolean;
 }
@@ -155,7 +159,7 @@ export class Wal {
     for (const r of records) seg.encoder.add(r, options?.owned === true);
     seg.size += seg.encoder.pendingBytes - before;
     this.stats.records += records.length;
-    const level: 0 | 1 | 2 = options?.sync || this.policy === 'always' ? 2 : this.policy === 'batch' ? 1 : 0;
+    const level: 0 | 1 | 2 = options?.sync ? 2 : options?.noSync || this.policy === 'off' ? 0 : this.policy === 'always' ? 2 : 1;
     if (level === 0 && !this.pumping && seg.created && seg.file && this.segments.length === 1) {
       // Fast path for unsynced appends: nothing else is writing, so hand the bytes to the OS
       // right here (a pwrite from this thread costs less than a thread-pool round trip).

@@ -1,7 +1,7 @@
 // Raft paper §8 (client interaction): forwarding, linearizable reads by ReadIndex (leader and
 // follower), lease reads, and leadership transfer (thesis §3.10).
 import { expect } from 'chai';
-import { MessageType, RaftError, StateRole } from '../../src/raft/index.js';
+import { EntryType, MessageType, RaftError, type Raft, StateRole } from '../../src/raft/index.js';
 import { Network, bytes, text } from './harness/network.js';
 import { msg, newRaft, ofType, storageWith } from './harness/helpers.js';
 
@@ -178,5 +178,72 @@ describe('Leadership transfer (thesis §3.10)', () => {
     expect(net.raft(1).role).to.equal(StateRole.Leader);
     net.propose(1, 'ok');
     expect(net.appliedStrings(1)).to.deep.equal(['ok']);
+  });
+
+});
+
+describe('Raft: skipHeartbeatAfterAppend (many busy groups per node)', () => {
+  /** Leader 1 of {1,2,3} with both followers caught up and in Replicate state. */
+  function busyLeader(skip: boolean): Raft {
+    const r = newRaft(1, [1, 2, 3], undefined, { skipHeartbeatAfterAppend: skip, preVote: false });
+    r.step(msg({ type: MessageType.Hup, from: 1 }));
+    r.step(msg({ type: MessageType.VoteResp, from: 2, to: 1, term: r.term }));
+    r.flushBroadcast();
+    for (const f of [2, 3]) r.step(msg({ type: MessageType.AppResp, from: f, to: 1, term: r.term, index: r.log.lastIndex() }));
+    r.tick(); // a first beat clears what the election's appends left behind
+    r.msgs = [];
+    return r;
+  }
+  const beatsTo = (r: Raft): number[] => ofType(r.msgs, MessageType.Heartbeat).map((m) => m.to).sort();
+
+  it('a periodic beat skips a follower in Replicate that an append reached since the last beat', () => {
+    const r = busyLeader(true);
+    r.step(msg({ type: MessageType.Prop, from: 1, entries: [{ term: 0, index: 0, type: EntryType.Normal, data: bytes('x') }] }));
+    r.flushBroadcast();
+    r.msgs = [];
+    r.step(msg({ type: MessageType.AppResp, from: 2, to: 1, term: r.term, index: r.log.lastIndex() }));
+    r.msgs = []; // (the commit broadcast: a second append to both)
+    r.tick();
+    expect(beatsTo(r)).to.deep.equal([]);
+    r.tick(); // nothing was sent since: both get their beat again
+    expect(beatsTo(r)).to.deep.equal([2, 3]);
+  });
+
+  it('never skips a follower in Probe state, a beat carrying a read, or when the option is off', () => {
+    const r = busyLeader(true);
+    r.tracker.progress.get(3)!.becomeProbe();
+    r.step(msg({ type: MessageType.Prop, from: 1, entries: [{ term: 0, index: 0, type: EntryType.Normal, data: bytes('x') }] }));
+    r.flushBroadcast();
+    r.msgs = [];
+    r.tick();
+    expect(beatsTo(r), 'only the probing follower').to.deep.equal([3]);
+    r.msgs = [];
+    r.step(msg({ type: MessageType.Prop, from: 1, entries: [{ term: 0, index: 0, type: EntryType.Normal, data: bytes('y') }] }));
+    r.flushBroadcast();
+    r.step(msg({ type: MessageType.ReadIndex, from: 1, context: bytes('rd') }));
+    expect(beatsTo(r), 'a ReadIndex round goes to everyone').to.deep.equal([2, 3]);
+
+    const off = busyLeader(false);
+    off.step(msg({ type: MessageType.Prop, from: 1, entries: [{ term: 0, index: 0, type: EntryType.Normal, data: bytes('x') }] }));
+    off.flushBroadcast();
+    off.msgs = [];
+    off.tick();
+    expect(beatsTo(off)).to.deep.equal([2, 3]);
+  });
+
+  it('is ignored with lease reads (a lease counts heartbeat acknowledgements)', () => {
+    expect(newRaft(1, [1, 2, 3], undefined, { skipHeartbeatAfterAppend: true, readOnlyOption: 'lease' }).cfg.skipHeartbeatAfterAppend).to.equal(false);
+  });
+
+  it('replication, commit and leadership survive a long run with the option on', () => {
+    const net = new Network([1, 2, 3], { skipHeartbeatAfterAppend: true });
+    net.campaign(1);
+    for (let i = 0; i < 50; i++) {
+      net.propose(1, `v${i}`);
+      net.tickAll(1);
+      net.stabilize();
+    }
+    expect(net.raft(1).role).to.equal(StateRole.Leader);
+    for (const id of [1, 2, 3]) expect(net.appliedStrings(id)).to.have.length(50);
   });
 });

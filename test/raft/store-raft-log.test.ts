@@ -23,6 +23,23 @@ function dump(store: RaftLogStore, g: number): string[] {
 describe('store: node-wide raft log (RaftLogStore)', () => {
   afterEach(cleanupTempDirs);
 
+  it('fsyncs a batch with entries, or one the caller marks sync (new term or vote); a batch of commit indexes only is written without an fsync', async () => {
+    const dir = tempDir();
+    let store = await RaftLogStore.open(dir, { sync: 'always' });
+    await store.write(store.batch().append(1, ents(1, [1, 1])).setHardState(1, { term: 1, vote: 1, commit: 0 }));
+    const synced = store.syncs;
+    await store.write(store.batch().setHardState(1, { term: 1, vote: 1, commit: 2 }));
+    expect(store.syncs, 'commit index only').to.equal(synced);
+    const vote = store.batch().setHardState(1, { term: 2, vote: 3, commit: 2 });
+    vote.sync = true;
+    await store.write(vote);
+    expect(store.syncs, 'a vote').to.equal(synced + 1);
+    await store.close();
+    store = await RaftLogStore.open(dir);
+    expect(store.group(1).initialState().hardState).to.deep.equal({ term: 2, vote: 3, commit: 2 });
+    await store.close();
+  });
+
   it('persists entries and hard states of many groups in one log, with one append per ready cycle, and recovers them', async () => {
     const dir = tempDir();
     let store = await RaftLogStore.open(dir);

@@ -176,6 +176,23 @@ describe('wal: writing', () => {
     await off.close();
   });
 
+  it('noSync appends are never fsynced, whatever the policy, and a later synced append covers them', async () => {
+    const dir = tempDir();
+    const { wal } = await recover(dir, { sync: 'always' });
+    await wal.append(Buffer.from('first'), { sync: true }); // creates the segment
+    const before = wal.stats.syncs;
+    const pending = [];
+    for (let i = 0; i < 20; i++) pending.push(wal.append(Buffer.from(`lazy${i}`), { noSync: true }));
+    await Promise.all(pending);
+    expect(wal.stats.syncs).to.equal(before);
+    await wal.append(Buffer.from('last'), { sync: true });
+    expect(wal.stats.syncs).to.equal(before + 1);
+    await wal.close();
+    const { wal: again, records } = await recover(dir);
+    expect(records.map((r) => r.toString())).to.deep.equal(['first', ...Array.from({ length: 20 }, (_, i) => `lazy${i}`), 'last']);
+    await again.close();
+  });
+
   it('rotate() splits records by call order even while writes are in flight', async () => {
     const dir = tempDir();
     const { wal } = await recover(dir, { sync: 'batch' });
