@@ -94,7 +94,8 @@ export class ElasticCluster {
         if (
           v.epoch > this.epoch &&
           v.nodes.length === ids.length &&
-          v.nodes.every((n) => ids.includes(n.id) && n.state === 'up' && n.replicas === n.placement_replicas) &&
+          // every member placed (an epoch bumped by a liveness flap must not pass for the join's)
+          v.nodes.every((n) => ids.includes(n.id) && n.state === 'up' && n.placement_replicas > 0 && n.replicas === n.placement_replicas) &&
           placed === this.o.shards * Math.min(RF, ids.length)
         ) {
           this.epoch = v.epoch;
