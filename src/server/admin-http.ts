@@ -17,6 +17,7 @@
 //                               missing path / path inside the data directory, 409 path exists
 //                               and is not empty
 import http from 'node:http';
+import { closeHttp, listenHttp } from './http-listen.js';
 import { BackupError, backupNode } from '../store/backup.js';
 import type { CacheNode } from './node.js';
 import { META_SHARD_ID } from '../ring/index.js';
@@ -42,20 +43,11 @@ export class AdminHttp {
   }
 
   listen(host: string, port: number): Promise<number> {
-    return new Promise((resolve, reject) => {
-      this.server.once('error', reject);
-      this.server.listen(port, host, () => {
-        const a = this.server.address();
-        resolve(typeof a === 'object' && a !== null ? a.port : port);
-      });
-    });
+    return listenHttp(this.server, host, port);
   }
 
   close(): Promise<void> {
-    return new Promise((resolve) => {
-      this.server.close(() => resolve());
-      this.server.closeIdleConnections();
-    });
+    return closeHttp(this.server);
   }
 
   private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {

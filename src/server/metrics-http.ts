@@ -3,6 +3,7 @@
 // from the admin API, so a scraper can be given this port alone. Lives in server/ because only
 // server/ touches sockets and http.
 import http from 'node:http';
+import { closeHttp, listenHttp } from './http-listen.js';
 import type { NodeMetrics } from '../monitoring/metrics.js';
 
 export class MetricsHttp {
@@ -12,23 +13,12 @@ export class MetricsHttp {
     this.server = http.createServer((req, res) => void this.handle(req, res));
   }
 
-  /** Binds host:port (0 = any free port); resolves with the bound port. */
   listen(host: string, port: number): Promise<number> {
-    return new Promise((resolve, reject) => {
-      this.server.once('error', reject);
-      this.server.listen(port, host, () => {
-        this.server.off('error', reject);
-        const a = this.server.address();
-        resolve(typeof a === 'object' && a !== null ? a.port : port);
-      });
-    });
+    return listenHttp(this.server, host, port);
   }
 
   close(): Promise<void> {
-    return new Promise((resolve) => {
-      this.server.close(() => resolve());
-      this.server.closeIdleConnections();
-    });
+    return closeHttp(this.server);
   }
 
   private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {

@@ -7,7 +7,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { expect } from 'chai';
 import { CacheClient, ClientError } from '../../src/client/index.js';
-import { ServerProc, freePorts, localCluster, rmDir, tmpDir } from '../server/harness.js';
+import { ServerProc, localCluster, rmDir, startSingleNode } from '../server/harness.js';
 
 const CLI_JS = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../src/cli/cache-cli.js');
 
@@ -36,13 +36,7 @@ describe('client: single node', function () {
   let c: CacheClient;
 
   before(async () => {
-    dir = tmpDir();
-    ports = await freePorts(4);
-    srv = new ServerProc({
-      args: ['--data-dir', dir, '--port', String(ports[0]), '--peer-port', String(ports[1]), '--http-port', String(ports[2]), '--metrics-port', String(ports[3])],
-      env: { DISTCACHE_SERVER_REQUEST_TIMEOUT_MS: '5000' },
-    });
-    await srv.start();
+    ({ dir, ports, srv } = await startSingleNode());
     c = await CacheClient.connect([`127.0.0.1:${ports[0]}`], { timeoutMs: 5000 });
   });
 

@@ -8,11 +8,8 @@ import * as grpc from '@grpc/grpc-js';
 import { CacheClient, ClientError } from '../../src/client/index.js';
 import { SessionConn } from '../../src/client/session.js';
 import { loadServices } from '../../src/server/proto.js';
-import { ServerProc, eventually, freePorts, http, localCluster, rmDir, tmpDir } from '../server/harness.js';
+import { ServerProc, eventually, http, localCluster, rmDir, startSingleNode } from '../server/harness.js';
 
-function serverArgs(dir: string, ports: number[]): string[] {
-  return ['--data-dir', dir, '--port', String(ports[0]), '--peer-port', String(ports[1]), '--http-port', String(ports[2]), '--metrics-port', String(ports[3])];
-}
 
 const pk = (s: string): { primary: Buffer; secondary: Buffer } => ({ primary: Buffer.from(s), secondary: Buffer.alloc(0) });
 
@@ -24,11 +21,7 @@ describe('client: session transport (single node)', function () {
   let addr: string;
 
   before(async () => {
-    dir = tmpDir();
-    ports = await freePorts(4);
-    srv = new ServerProc({ args: serverArgs(dir, ports), env: { DISTCACHE_SERVER_REQUEST_TIMEOUT_MS: '5000' } });
-    await srv.start();
-    addr = `127.0.0.1:${ports[0]}`;
+    ({ dir, ports, srv, address: addr } = await startSingleNode());
   });
 
   after(async () => {

@@ -164,3 +164,17 @@ export async function localCluster(ids: readonly string[], shardCount: number): 
     return { id, dir, address: `127.0.0.1:${client}`, proc };
   });
 }
+
+/** Arguments of a single-node cache-server on the four given ports (client, peer, http, metrics). */
+export function singleNodeArgs(dir: string, ports: readonly number[]): string[] {
+  return ['--data-dir', dir, '--port', String(ports[0]), '--peer-port', String(ports[1]), '--http-port', String(ports[2]), '--metrics-port', String(ports[3])];
+}
+
+/** A started single-node cache-server in a fresh temp dir on free ports. */
+export async function startSingleNode(): Promise<{ dir: string; ports: number[]; srv: ServerProc; address: string }> {
+  const dir = tmpDir();
+  const ports = await freePorts(4);
+  const srv = new ServerProc({ args: singleNodeArgs(dir, ports), env: { DISTCACHE_SERVER_REQUEST_TIMEOUT_MS: '5000' } });
+  await srv.start();
+  return { dir, ports, srv, address: `127.0.0.1:${ports[0]}` };
+}

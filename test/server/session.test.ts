@@ -6,7 +6,7 @@
 import { expect } from 'chai';
 import * as grpc from '@grpc/grpc-js';
 import { loadServices } from '../../src/server/proto.js';
-import { ServerProc, connect, eventually, freePorts, http, key, localCluster, rmDir, tmpDir } from './harness.js';
+import { ServerProc, connect, eventually, http, key, localCluster, rmDir, startSingleNode } from './harness.js';
 
 interface Resp {
   id: number;
@@ -80,14 +80,7 @@ describe('server: Session stream (single node)', function () {
   let addr: string;
 
   before(async () => {
-    dir = tmpDir();
-    ports = await freePorts(4);
-    srv = new ServerProc({
-      args: ['--data-dir', dir, '--port', String(ports[0]), '--peer-port', String(ports[1]), '--http-port', String(ports[2]), '--metrics-port', String(ports[3])],
-      env: { DISTCACHE_SERVER_REQUEST_TIMEOUT_MS: '5000' },
-    });
-    await srv.start();
-    addr = `127.0.0.1:${ports[0]}`;
+    ({ dir, ports, srv, address: addr } = await startSingleNode());
   });
 
   after(async () => {
