@@ -11,16 +11,28 @@ import { loadServices } from '../../src/server/proto.js';
 
 export const SERVER_JS = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../src/cli/cache-server.js');
 
+/**
+ * `n` distinct ports that were free a moment ago. Picked below Linux's ephemeral range
+ * (32768+): a port the kernel hands out for bind(0) is also what it hands to outgoing
+ * connections, so a server started on it a little later could find it taken (EADDRINUSE).
+ */
 export async function freePorts(n: number): Promise<number[]> {
   const servers: net.Server[] = [];
   const ports: number[] = [];
-  for (let i = 0; i < n; i++) {
+  for (let tries = 0; ports.length < n && tries < n * 50; tries++) {
+    const port = 20000 + Math.floor(Math.random() * 12000);
+    if (ports.includes(port)) continue;
     const s = net.createServer();
-    await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()));
+    const ok = await new Promise<boolean>((r) => {
+      s.once('error', () => r(false));
+      s.listen(port, '127.0.0.1', () => r(true));
+    });
+    if (!ok) continue;
     servers.push(s);
-    ports.push((s.address() as net.AddressInfo).port);
+    ports.push(port);
   }
   await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
+  if (ports.length < n) throw new Error(`found only ${ports.length} of ${n} free ports`);
   return ports;
 }
 
