@@ -223,6 +223,9 @@ export class RaftLogStore {
   private constructor(
     readonly dir: string,
     private wal: Wal,
+    /** 'off': the operator traded power-loss durability for speed; nothing is fsynced (the
+     *  bytes still reach the OS before write() resolves, so a process crash loses nothing) */
+    private readonly syncPolicy: SyncPolicy,
   ) {}
 
   /** Opens (or creates) the log in `dir`, replaying every record into per-group state. */
@@ -240,7 +243,7 @@ export class RaftLogStore {
     if (options.segmentBytes !== undefined) walOpts.segmentBytes = options.segmentBytes;
     if (options.batchDelayMs !== undefined) walOpts.batchDelayMs = options.batchDelayMs;
     const wal = await Wal.open(dir, walOpts);
-    const store = new RaftLogStore(dir, wal);
+    const store = new RaftLogStore(dir, wal, walOpts.sync ?? 'always');
     for (const [id, g] of groups) {
       if (g.lastIndex() > g.snapshot().metadata.index && g.firstIndex() > g.snapshot().metadata.index + 1) {
         throw new CorruptionError(dir, 0, `group ${id}: entries start at ${g.firstIndex()} but snapshot ends at ${g.snapshot().metadata.index}`);
@@ -269,7 +272,7 @@ export class RaftLogStore {
   /** Persists a batch: one WAL append (one write, one fsync if batch.sync), then updates memory. */
   async write(batch: RaftLogBatch): Promise<void> {
     if (batch.empty) return;
-    const p = this.wal.appendMany(batch.records, batch.sync ? { sync: true, owned: true } : { noSync: true, owned: true });
+    const p = this.wal.appendMany(batch.records, batch.sync && this.syncPolicy !== 'off' ? { sync: true, owned: true } : { noSync: true, owned: true });
     const seg = this.wal.currentSegment; // appendMany framed the records synchronously
     this.stats.writes++;
     this.stats.records += batch.records.length;

@@ -40,6 +40,21 @@ describe('store: node-wide raft log (RaftLogStore)', () => {
     await store.close();
   });
 
+  it("sync policy 'off' (storage.sync_policy): entries and votes reach the OS but are not fsynced, and read back", async () => {
+    const dir = tempDir();
+    let store = await RaftLogStore.open(dir, { sync: 'off' });
+    const synced = store.syncs;
+    const b = store.batch().append(1, ents(1, [1, 1])).setHardState(1, { term: 1, vote: 1, commit: 1 });
+    b.sync = true;
+    await store.write(b);
+    expect(store.syncs).to.equal(synced);
+    await store.close();
+    store = await RaftLogStore.open(dir, { sync: 'off' });
+    expect(store.group(1).initialState().hardState).to.deep.equal({ term: 1, vote: 1, commit: 1 });
+    expect(store.group(1).lastIndex()).to.equal(2);
+    await store.close();
+  });
+
   it('persists entries and hard states of many groups in one log, with one append per ready cycle, and recovers them', async () => {
     const dir = tempDir();
     let store = await RaftLogStore.open(dir);
