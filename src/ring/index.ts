@@ -27,3 +27,4 @@ export {
   type LeaderHintChange,
   type ShardMapDiff,
 } from './shard-map.js';
+export { ShardRouter, SUB_SPACE, keyPosition, subHashOf, wholeSlot, rangeContains, isWholeSlot, splitPoint, type ShardRange, type RoutedShard } from './routing.js';

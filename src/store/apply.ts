@@ -26,7 +26,8 @@ import type { WriteOp } from '../lsm/types.js';
 import { SHARD_PREFIX_BYTES, shardKeyPrefix, shardKeyRange } from '../ring/index.js';
 import { BufReader, BufWriter, DecodeError, readU64, writeU64 } from '../util/bytes.js';
 import { KvError } from '../util/errors.js';
-import { type CommandResult, type OpResult, MAX_OPS_PER_ENTRY, decodeEntry, type TaggedCommand } from './commands.js';
+import { type CommandResult, type OpResult, MAX_OPS_PER_ENTRY, type RangeOp, decodeEntry, type TaggedCommand } from './commands.js';
+import { type RangeState, type ShardRanges, encodeRangeState, isRangeRecordKey, rangeRecordStorageKey } from './shard-range.js';
 
 /** Format byte of a stored value header. */
 export const VALUE_FORMAT_V1 = 1;
@@ -132,7 +133,11 @@ export class ApplyBatch {
   private readonly overlay = new Map<string, number>();
   entries = 0;
 
-  constructor(private readonly engine: LsmEngine) {}
+  /** `ranges`: owner checks and range moves (split/merge); absent, every shard owns every key */
+  constructor(
+    private readonly engine: LsmEngine,
+    private readonly ranges?: ShardRanges,
+  ) {}
 
   private currentVersion(skey: Buffer): number {
     const o = this.overlay.get(skey.toString('latin1'));
@@ -172,6 +177,19 @@ export class ApplyBatch {
   }
 
   private applyCommand(shardId: number, index: number, firstOrdinal: number, cmd: TaggedCommand): CommandResult {
+    const kind = cmd.ops[0]!.type;
+    if (kind === 'range') return this.applyRange(shardId, index, cmd);
+    if (kind === 'ingest') return this.applyIngest(shardId, cmd);
+    const ranges = this.ranges;
+    let versionOffset = 0;
+    if (ranges && ranges.checked(shardId)) {
+      for (const op of cmd.ops) {
+        const c = ranges.checkWrite(shardId, op.key);
+        if (c !== 'ok') return rejected(cmd, c, c === 'WRONG_SHARD' ? `shard ${shardId} does not own the key (moved by a split or merge; refresh the routing)` : `the key's range of shard ${shardId} is moving to another shard; retry`);
+      }
+      versionOffset = ranges.state(shardId).versionOffset;
+    }
+    index += versionOffset;
     const keys = cmd.ops.map((op) => storageKey(shardId, op.key));
     // Check every condition first (against the state as the earlier ops of this command leave
     // it): a command applies all or nothing.
@@ -195,6 +213,9 @@ export class ApplyBatch {
           results.push({ type: 'delete', found: cur(i) !== 0 });
           local.set(s, 0);
           break;
+        case 'ingest':
+        case 'range':
+          throw new KvError('CORRUPTION', `shard ${shardId} entry ${index}: ${op.type} op mixed with client ops`);
         case 'putIfVersionMatch': {
           const c = cur(i);
           if (c !== op.expectedVersion) {
@@ -213,12 +234,140 @@ export class ApplyBatch {
     }
     cmd.ops.forEach((op, i) => {
       if (op.type === 'delete') this.del(keys[i]!);
-      else {
+      else if (op.type === 'put' || op.type === 'putIfVersionMatch') {
         const r = results[i] as { version: number };
         this.put(keys[i]!, encodeStoredValue(r.version, op.value, op.expiresAt ?? 0), r.version);
       }
     });
     return { applied: true, results };
+  }
+
+  // ------------------------------------------------------------------ range moves
+  //
+  // Moving sub-hashes [lo, hi) of a slot from shard A to shard B (a split: B is new; a merge: A
+  // gives all it has), each step a command in one of the two logs, in this order:
+  //   A freeze      A keeps serving reads of the range; writes to it are refused (RANGE_MOVING)
+  //                 from this index on, so A's data for it is final. Returns A's version floor.
+  //   B beginIngest B marks the range incoming (still not owned: client ops on it refused).
+  //   B ingest*     A's keys (copied by the coordinator from A's leader) written as they are.
+  //   A release     A gives the range up and deletes its keys; from here the range is nobody's
+  //                 for a moment (client ops refused, WRONG_SHARD, retried after a re-route).
+  //   B acquire     B owns the range; its versions continue above A's floor.
+  // Every step is idempotent (the coordinator may repeat it after a failure) and refuses to run
+  // out of order. Both shards check ownership at apply time, so a write routed with a stale
+  // table can never land in a shard that no longer (or not yet) owns its key.
+
+  private applyRange(shardId: number, index: number, cmd: TaggedCommand): CommandResult {
+    const op = cmd.ops[0]!;
+    const ranges = this.ranges;
+    const res = (ok: boolean, message: string, floor = 0): CommandResult => ({ applied: ok, results: [{ type: 'range', ok, message, floor }] });
+    if (!ranges || ranges.slotCount === 0) return res(false, 'this store does not support range moves');
+    let r: RangeOp;
+    try {
+      if (op.type !== 'range') throw new Error('not a range op');
+      r = JSON.parse(Buffer.from(op.value).toString('utf8')) as RangeOp;
+    } catch (err) {
+      throw new KvError('CORRUPTION', `shard ${shardId} entry ${index}: bad range op: ${(err as Error).message}`);
+    }
+    const st: RangeState = structuredClone(ranges.state(shardId));
+    const own = st.range;
+    const save = (): void => {
+      ranges.set(shardId, st);
+      this.ops.push({ type: 'put', key: rangeRecordStorageKey(shardId), value: encodeRangeState(st) });
+    };
+    switch (r.kind) {
+      case 'freeze': {
+        const floor = (index + st.versionOffset + 1) * 0x10000;
+        if (st.frozen) return st.frozen.moveId === r.moveId ? res(true, 'already frozen', floor) : res(false, `shard ${shardId} is already moving [${st.frozen.lo}, ${st.frozen.hi}) (move ${st.frozen.moveId})`);
+        if (st.incoming) return res(false, `shard ${shardId} is receiving [${st.incoming.lo}, ${st.incoming.hi}) (move ${st.incoming.moveId})`);
+        if (!(r.lo < r.hi && r.lo >= own.lo && r.hi <= own.hi && (r.lo === own.lo || r.hi === own.hi))) return res(false, `[${r.lo}, ${r.hi}) is not an end of shard ${shardId}'s range [${own.lo}, ${own.hi})`);
+        st.frozen = { moveId: r.moveId, lo: r.lo, hi: r.hi };
+        save();
+        return res(true, 'frozen', floor);
+      }
+      case 'release': {
+        if (st.frozen?.moveId !== r.moveId) {
+          const overlaps = own.lo < r.hi && r.lo < own.hi;
+          return overlaps ? res(false, `shard ${shardId} has not frozen [${r.lo}, ${r.hi}) for move ${r.moveId}`) : res(true, 'already released');
+        }
+        st.range = r.lo === own.lo ? { slot: own.slot, lo: r.hi, hi: own.hi } : { slot: own.slot, lo: own.lo, hi: r.lo };
+        st.frozen = null;
+        st.epoch++;
+        this.deleteSubRange(shardId, r.lo, r.hi);
+        save();
+        return res(true, 'released');
+      }
+      case 'beginIngest': {
+        if (st.incoming?.moveId === r.moveId) return res(true, 'already receiving');
+        if (own.lo < own.hi && r.slot === own.slot && r.lo >= own.lo && r.hi <= own.hi) return res(true, 'already owned');
+        if (st.incoming || st.frozen) return res(false, `shard ${shardId} is in another move`);
+        const empty = own.lo === own.hi;
+        if (!(r.lo < r.hi) || (!empty && (r.slot !== own.slot || !(r.hi === own.lo || r.lo === own.hi)))) return res(false, `[${r.lo}, ${r.hi}) of slot ${r.slot} is not adjacent to shard ${shardId}'s range [${own.lo}, ${own.hi}) of slot ${own.slot}`);
+        if (empty) st.range = { slot: r.slot, lo: r.lo, hi: r.lo };
+        st.incoming = { moveId: r.moveId, lo: r.lo, hi: r.hi };
+        save();
+        return res(true, 'receiving');
+      }
+      case 'acquire': {
+        if (st.incoming?.moveId !== r.moveId) {
+          const covered = r.lo >= own.lo && r.hi <= own.hi;
+          return covered ? res(true, 'already acquired') : res(false, `shard ${shardId} is not receiving [${r.lo}, ${r.hi}) for move ${r.moveId}`);
+        }
+        st.range = { slot: own.slot, lo: Math.min(own.lo, r.lo), hi: Math.max(own.hi, r.hi) };
+        st.incoming = null;
+        st.epoch++;
+        // versions from here on (index + offset) * 2^16 + ordinal, above every version the
+        // source ever assigned (its floor): per-key versions never repeat or go back
+        const needed = Math.floor(r.floor / 0x10000) + 1 - index;
+        if (needed > st.versionOffset) st.versionOffset = needed;
+        save();
+        return res(true, 'acquired');
+      }
+      default:
+        throw new KvError('CORRUPTION', `shard ${shardId} entry ${index}: unknown range op ${(r as { kind: unknown }).kind as string}`);
+    }
+  }
+
+  private applyIngest(shardId: number, cmd: TaggedCommand): CommandResult {
+    const ranges = this.ranges;
+    const st = ranges?.state(shardId);
+    const inc = st?.incoming;
+    for (const op of cmd.ops) {
+      const pos = inc && ranges!.position(op.key);
+      if (!inc || !pos || pos.slot !== st.range.slot || pos.sub < inc.lo || pos.sub >= inc.hi) return rejected(cmd, 'WRONG_SHARD', `shard ${shardId} is not receiving this key`);
+    }
+    for (const op of cmd.ops) {
+      if (op.type !== 'ingest') throw new KvError('CORRUPTION', `shard ${shardId}: ingest command with a ${op.type} op`);
+      const v = Buffer.from(op.value);
+      this.put(storageKey(shardId, op.key), v, decodeStoredValue(v).version);
+    }
+    return { applied: true, results: cmd.ops.map(() => ({ type: 'ingest' })) };
+  }
+
+  /** Deletes every key of the shard whose primary's sub-hash is in [lo, hi). */
+  private deleteSubRange(shardId: number, lo: number, hi: number): void {
+    const ranges = this.ranges!;
+    const range = shardKeyRange(shardId);
+    const doomed: Buffer[] = [];
+    const consider = (skey: Buffer): void => {
+      const suffix = skey.subarray(SHARD_PREFIX_BYTES);
+      if (isRangeRecordKey(suffix)) return;
+      const { sub } = ranges.position(suffix);
+      if (sub >= lo && sub < hi) doomed.push(skey);
+    };
+    const it = this.engine.iterator({ gte: range.gte, lt: range.lt });
+    try {
+      for (let e = it.next(); e; e = it.next()) consider(e[0]);
+    } finally {
+      it.close();
+    }
+    // keys written earlier in this same turn are not in the engine yet
+    for (const [k, version] of this.overlay) {
+      if (version === 0) continue;
+      const skey = Buffer.from(k, 'latin1');
+      if (skey.readUInt16BE(0) === shardId) consider(skey);
+    }
+    for (const k of doomed) this.del(k);
   }
 
   /** Replaces the shard's whole key range with snapshot data (see buildSnapshotData). */
@@ -232,6 +381,7 @@ export class ApplyBatch {
       it.close();
     }
     this.del(appliedKey(shardId));
+    this.ranges?.forget(shardId);
   }
 
   applySnapshot(shardId: number, index: number, data: Uint8Array): void {
@@ -252,15 +402,19 @@ export class ApplyBatch {
         if (sid !== shardId) throw new DecodeError(`snapshot of shard ${sid} applied to shard ${shardId}`);
         r.varint(); // index the data was taken at (informational)
         while (r.remaining > 0) {
-          const k = Buffer.concat([prefix, r.lenBytes()]);
+          const suffix = r.lenBytes();
+          const k = Buffer.concat([prefix, suffix]);
           const v = Buffer.from(r.lenBytes());
-          this.put(k, v, decodeStoredValue(v).version);
+          // the shard's range record travels with its data (shard-range.ts)
+          if (isRangeRecordKey(suffix)) this.ops.push({ type: 'put', key: k, value: v });
+          else this.put(k, v, decodeStoredValue(v).version);
         }
       } catch (err) {
         if (err instanceof DecodeError) throw new KvError('CORRUPTION', `shard ${shardId} snapshot ${index}: ${err.message}`);
         throw err;
       }
     }
+    this.ranges?.forget(shardId);
     this.setApplied(shardId, index);
   }
 
@@ -272,6 +426,11 @@ export class ApplyBatch {
   async commit(): Promise<void> {
     if (this.ops.length > 0) await this.engine.write(this.ops);
   }
+}
+
+/** The result of a command the shard refused (it does not, or not now, own a key). */
+function rejected(cmd: TaggedCommand, code: 'WRONG_SHARD' | 'RANGE_MOVING', message: string): CommandResult {
+  return { applied: false, results: cmd.ops.map(() => ({ type: 'aborted' })), rejected: { code, message } };
 }
 
 // Format: format u8 (=1) | shard varint | index varint | { key lenBytes | stored value lenBytes }*

@@ -22,6 +22,10 @@ export enum OpType {
   Delete = 2,
   PutIfVersionMatch = 3,
   // reserved: 4 WriteIntent, 5 ResolveIntent (cross-shard transactions)
+  /** a key copied in by a range move, with its stored value (header and version) as is */
+  Ingest = 6,
+  /** a step of a range move (split/merge): JSON RangeOp in the value, see apply.ts */
+  Range = 7,
 }
 
 /** Max ops in one entry: versions are (raft index * 2^16 + op ordinal), see apply.ts. */
@@ -32,7 +36,21 @@ export type Op =
   | { type: 'put'; key: Uint8Array; value: Uint8Array; expiresAt?: number }
   | { type: 'delete'; key: Uint8Array }
   /** expectedVersion 0 = the key must not exist. */
-  | { type: 'putIfVersionMatch'; key: Uint8Array; value: Uint8Array; expectedVersion: number; expiresAt?: number };
+  | { type: 'putIfVersionMatch'; key: Uint8Array; value: Uint8Array; expectedVersion: number; expiresAt?: number }
+  /** internal (range moves): `value` is a stored value (apply.ts encodeStoredValue) written as is */
+  | { type: 'ingest'; key: Uint8Array; value: Uint8Array }
+  /** internal (range moves): `value` is the JSON of a RangeOp; `key` is RANGE_OP_KEY */
+  | { type: 'range'; key: Uint8Array; value: Uint8Array };
+
+/** The key a 'range' op carries (a command needs a non-empty key; this one is never stored). */
+export const RANGE_OP_KEY = Buffer.from([0x00, 0x00]);
+
+/** A step of moving sub-hashes [lo, hi) of a slot from one shard to another (apply.ts). */
+export type RangeOp =
+  | { kind: 'freeze'; moveId: string; lo: number; hi: number }
+  | { kind: 'release'; moveId: string; lo: number; hi: number }
+  | { kind: 'beginIngest'; moveId: string; slot: number; lo: number; hi: number }
+  | { kind: 'acquire'; moveId: string; lo: number; hi: number; floor: number };
 
 /** A client command: ops of one shard applied atomically. */
 export interface Command {
@@ -53,12 +71,17 @@ export type OpResult =
   | { type: 'putIfVersionMatch'; ok: true; version: number }
   | { type: 'putIfVersionMatch'; ok: false; currentVersion: number }
   /** the command was aborted by another op's failed condition; this op did nothing */
-  | { type: 'aborted' };
+  | { type: 'aborted' }
+  | { type: 'ingest' }
+  /** floor: freeze only, every version the shard assigned so far is below it */
+  | { type: 'range'; ok: boolean; message: string; floor: number };
 
 export interface CommandResult {
-  /** false when a putIfVersionMatch failed: nothing of the command was applied */
+  /** false when a putIfVersionMatch failed or the shard refused the keys: nothing was applied */
   applied: boolean;
   results: OpResult[];
+  /** set when the shard does not (or not now) own a key of the command: see shard-range.ts */
+  rejected?: { code: 'WRONG_SHARD' | 'RANGE_MOVING'; message: string };
 }
 
 const FLAG_EXPIRES = 1;
@@ -79,6 +102,10 @@ export function validateCommand(c: Command, maxKeyBytes = 64 * 1024, maxValueByt
       if (op.value.length > maxValueBytes) throw new KvError('VALUE_TOO_LARGE', `value of ${op.value.length} bytes exceeds ${maxValueBytes}`);
       if (op.expiresAt !== undefined) checkU(op.expiresAt, 'expiresAt');
       if (op.type === 'putIfVersionMatch') checkU(op.expectedVersion, 'expectedVersion');
+    } else if (op.type === 'ingest' || op.type === 'range') {
+      if (!(op.value instanceof Uint8Array)) throw new KvError('INVALID_ARGUMENT', 'value must be a Uint8Array');
+      if (c.ops.some((o) => o.type !== op.type)) throw new KvError('INVALID_ARGUMENT', `${op.type} ops cannot share a command with other op types`);
+      if (op.type === 'range' && c.ops.length !== 1) throw new KvError('INVALID_ARGUMENT', 'a range op is a command of its own');
     } else if (op.type !== 'delete') {
       throw new KvError('INVALID_ARGUMENT', `unknown op type ${String((op as { type: unknown }).type)}`);
     }
@@ -94,7 +121,8 @@ export function commandBytes(c: Command): number {
 // Format: format u8 (=1) | count varint | count * command
 //   command := proposer varint | seq varint | nops varint | nops * op
 //   op      := type u8 | key lenBytes | (Put|PutIfVersionMatch: flags u8 | value lenBytes |
-//              [expiresAt varint if flags&1] | [expected varint if PutIfVersionMatch])
+//              [expiresAt varint if flags&1] | [expected varint if PutIfVersionMatch] |
+//              Ingest, Range: value lenBytes)
 export function encodeEntry(cmds: readonly TaggedCommand[]): Buffer {
   let size = 8;
   for (const c of cmds) size += commandBytes(c);
@@ -115,6 +143,10 @@ export function encodeEntry(cmds: readonly TaggedCommand[]): Buffer {
         }
         case 'delete':
           w.u8(OpType.Delete).lenBytes(op.key);
+          break;
+        case 'ingest':
+        case 'range':
+          w.u8(op.type === 'ingest' ? OpType.Ingest : OpType.Range).lenBytes(op.key).lenBytes(op.value);
           break;
       }
     }
@@ -140,6 +172,10 @@ export function decodeEntry(data: Uint8Array): TaggedCommand[] {
         const key = r.lenBytes();
         if (t === OpType.Delete) {
           ops.push({ type: 'delete', key });
+          continue;
+        }
+        if (t === OpType.Ingest || t === OpType.Range) {
+          ops.push({ type: t === OpType.Ingest ? 'ingest' : 'range', key, value: r.lenBytes() });
           continue;
         }
         if (t !== OpType.Put && t !== OpType.PutIfVersionMatch) throw new DecodeError(`unknown op type ${t}`);

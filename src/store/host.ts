@@ -52,9 +52,10 @@ import { Rng } from '../util/rng.js';
 import { ApplyBatch, type ReadResult, buildSnapshotData, readApplied, readValue } from './apply.js';
 import { type Command, type CommandResult, type TaggedCommand, MAX_OPS_PER_ENTRY, commandBytes, encodeEntry, validateCommand } from './commands.js';
 import { RaftLogStore, type RaftLogOptions } from './raft-log.js';
+import { ShardRanges } from './shard-range.js';
 import type { GroupMessage, Transport } from './transport.js';
 
-export type StoreErrorCode = 'NOT_LEADER' | 'PROPOSAL_DROPPED' | 'TIMEOUT' | 'UNAVAILABLE' | 'CLOSED' | 'NOT_FOUND';
+export type StoreErrorCode = 'NOT_LEADER' | 'PROPOSAL_DROPPED' | 'TIMEOUT' | 'UNAVAILABLE' | 'CLOSED' | 'NOT_FOUND' | 'WRONG_SHARD' | 'RANGE_MOVING';
 
 export class StoreError extends Error {
   constructor(
@@ -95,6 +96,9 @@ export interface HostOptions {
   /** Whether a message for a group this node has no replica of may create one (a leader added
    *  this node to the group). Default: never. */
   mayCreateReplica?: (shardId: number) => boolean;
+  /** The cluster's slot count (its configured shard count): enables the shard owner checks and
+   *  range moves of split and merge (shard-range.ts). 0 (default): every shard owns every key. */
+  slotCount?: number;
 }
 
 /** What the rebalancer needs to know about a local replica. */
@@ -118,6 +122,8 @@ interface Pending {
 
 interface PendingRead {
   key: Uint8Array;
+  /** a barrier: resolves once this replica applied the read index; reads no key */
+  barrier?: boolean;
   resolve: (r: ReadResult) => void;
   reject: (e: Error) => void;
   deadline: number;
@@ -167,7 +173,7 @@ export class MultiRaftHost {
   private readonly peerHeard = new Map<number, number>();
   private readonly peerHeardAt = new Map<number, number>();
   private readonly rng: Rng;
-  private readonly o: Required<Omit<HostOptions, 'lsm' | 'raftLog' | 'seed' | 'transport' | 'nodeId' | 'dataDir' | 'mayCreateReplica'>>;
+  private readonly o: Required<Omit<HostOptions, 'lsm' | 'raftLog' | 'seed' | 'transport' | 'nodeId' | 'dataDir' | 'mayCreateReplica' | 'slotCount'>>;
   readonly stats = { turns: 0, logWrites: 0, entriesProposed: 0, commandsProposed: 0, applyWrites: 0, messagesSent: 0, sends: 0, snapshotsCreated: 0, snapshotsApplied: 0, messagesReceived: 0, ticks: 0, replicasCreated: 0, replicasDestroyed: 0, reads: 0, followerReads: 0 };
 
   private constructor(
@@ -188,7 +194,11 @@ export class MultiRaftHost {
       requestTimeoutMs: opts.requestTimeoutMs ?? 5000,
     };
     this.rng = new Rng(opts.seed ?? opts.nodeId * 7919);
+    this.ranges = new ShardRanges(engine, opts.slotCount ?? 0);
   }
+
+  /** Which keys each local shard owns (split and merge). */
+  readonly ranges: ShardRanges;
 
   /** Opens the node's engine and Raft log and recovers every group found in the log. */
   static async open(opts: HostOptions): Promise<MultiRaftHost> {
@@ -205,7 +215,7 @@ export class MultiRaftHost {
     // Recovery: an engine that lost its unsynced tail is behind the raft log's snapshot record
     // only if that snapshot was installed from a leader: re-apply it; entries after it are
     // re-applied by Raft from `applied` on.
-    const b = new ApplyBatch(engine);
+    const b = new ApplyBatch(engine, host.ranges);
     for (const gid of log.groupIds()) {
       const shardId = gid - 1;
       const snap = log.group(gid).snapshot();
@@ -292,7 +302,7 @@ export class MultiRaftHost {
       fresh.push(gid);
     }
     await this.log.write(b);
-    const ab = new ApplyBatch(this.engine);
+    const ab = new ApplyBatch(this.engine, this.ranges);
     for (const gid of fresh) if (readApplied(this.engine, gid - 1) < 1) ab.applySnapshot(gid - 1, 1, new Uint8Array(0));
     await ab.commit();
     for (const gid of fresh) this.startGroup(gid);
@@ -381,6 +391,13 @@ export class MultiRaftHost {
     await this.destroyReplica(g);
   }
 
+  /** Destroys the local replica of a shard merged into another. The caller has the cluster
+   *  metadata's word that the group released all its keys (committed in the group), so even a
+   *  lagging replica holds nothing anyone needs; the role of this replica does not matter. */
+  async destroyRetiredReplica(shardId: number): Promise<void> {
+    await this.destroyReplica(this.group(shardId));
+  }
+
   /** Asks the shard's leader (this replica) to hand leadership to `to`. */
   transferLeader(shardId: number, to: number): void {
     const g = this.group(shardId);
@@ -438,6 +455,22 @@ export class MultiRaftHost {
       const g = this.group(shardId);
       return new Promise((resolve, reject) => {
         g.reads.push({ key, resolve, reject, deadline: Date.now() + this.o.requestTimeoutMs });
+        this.dirty.add(g);
+        this.kick();
+      });
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
+  /** Resolves once this replica has applied everything the shard committed before the call
+   *  (ReadIndex, like a linearizable read of no key). */
+  barrier(shardId: number): Promise<void> {
+    try {
+      this.checkOpen();
+      const g = this.group(shardId);
+      return new Promise((resolve, reject) => {
+        g.reads.push({ key: Buffer.alloc(0), barrier: true, resolve: () => resolve(), reject, deadline: Date.now() + this.o.requestTimeoutMs });
         this.dirty.add(g);
         this.kick();
       });
@@ -759,7 +792,7 @@ export class MultiRaftHost {
     for (const [g, rd] of readies) for (const m of rd.messages) this.outbox(m.to).push({ groupId: g.groupId, message: m });
     this.sendOutboxes();
     // 3. apply: one engine write for all groups
-    const ab = new ApplyBatch(this.engine);
+    const ab = new ApplyBatch(this.engine, this.ranges);
     const done: Array<{ seq: number; result: CommandResult }> = [];
     const compact: Group[] = [];
     const confDone: Group[] = [];
@@ -804,7 +837,8 @@ export class MultiRaftHost {
       const p = this.pending.get(seq);
       if (p) {
         this.pending.delete(seq);
-        p.resolve(result);
+        if (result.rejected) p.reject(new StoreError(result.rejected.code, result.rejected.message));
+        else p.resolve(result);
       }
     }
     // 4. reads
@@ -853,7 +887,7 @@ export class MultiRaftHost {
       for (const w of g.readWait) for (const r of w.reads) r.reject(err);
       g.confWait?.reject(err);
       await this.log.removeGroup(g.groupId);
-      const ab = new ApplyBatch(this.engine);
+      const ab = new ApplyBatch(this.engine, this.ranges);
       ab.destroyShard(g.shardId);
       await ab.commit();
       this.stats.replicasDestroyed++;
@@ -895,6 +929,14 @@ export class MultiRaftHost {
       if (follower) this.stats.followerReads += w.reads.length;
       for (const r of w.reads) {
         try {
+          if (r.barrier) {
+            r.resolve({ found: false });
+            continue;
+          }
+          if (this.ranges.checkRead(g.shardId, r.key) !== 'ok') {
+            r.reject(new StoreError('WRONG_SHARD', `shard ${g.shardId} does not own the key (moved by a split or merge; refresh the routing)`));
+            continue;
+          }
           r.resolve(readValue(this.engine, g.shardId, r.key));
         } catch (err) {
           r.reject(err as Error);
