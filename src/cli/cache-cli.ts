@@ -43,11 +43,11 @@ async function withClient<T>(g: Globals, fn: (c: CacheClient) => Promise<T>): Pr
   }
 }
 
-async function httpGet(g: Globals, p: string, method = 'GET'): Promise<unknown> {
+async function httpGet(g: Globals, p: string, method = 'GET', payload?: unknown): Promise<unknown> {
   const ctl = new AbortController();
   const t = setTimeout(() => ctl.abort(), Number(g.timeout) || 5000);
   try {
-    const res = await fetch(`http://${g.http}${p}`, { signal: ctl.signal, method });
+    const res = await fetch(`http://${g.http}${p}`, { signal: ctl.signal, method, ...(payload === undefined ? {} : { body: JSON.stringify(payload), headers: { 'content-type': 'application/json' } }) });
     const body = (await res.json()) as { error?: { code?: string; message?: string } };
     if (!res.ok) throw new ClientError(((body.error?.code as ClientErrorCode | undefined) ?? 'UNAVAILABLE'), `${method} ${p}: HTTP ${res.status}: ${body.error?.message ?? JSON.stringify(body)}`);
     return body;
@@ -157,6 +157,32 @@ async function main(): Promise<void> {
     .action(async (nodeId: string) => {
       const gl = g();
       show(gl.format, await httpGet(gl, `/api/cluster/nodes/${encodeURIComponent(nodeId)}`, 'DELETE'));
+    });
+
+  program
+    .command('shards')
+    .description('GET /api/cluster/shards (--http): the routing table (slot and sub-hash range of every shard)')
+    .action(async () => {
+      const gl = g();
+      const r = (await httpGet(gl, '/api/cluster/shards')) as { shards: Array<Record<string, unknown>> };
+      if (gl.format === 'json') show(gl.format, r);
+      else show(gl.format, r.shards.filter((x) => !x['retired']).map((x) => ({ shard: x['shard_id'], slot: x['slot'], hash_lo: x['hash_lo'], hash_hi: x['hash_hi'], replicas: (x['replicas'] as string[]).join(',') })));
+    });
+
+  program
+    .command('split <shard-id>')
+    .description('POST /api/cluster/shards/<id>/split (--http): cut the shard in two, online (use a --timeout of seconds for big shards)')
+    .action(async (id: string) => {
+      const gl = g();
+      show(gl.format, await httpGet(gl, `/api/cluster/shards/${encodeURIComponent(id)}/split`, 'POST'));
+    });
+
+  program
+    .command('merge <shard-id> <other-shard-id>')
+    .description('POST /api/cluster/shards/<id>/merge (--http): move the adjacent shard <other>\'s keys into <id> and retire <other>')
+    .action(async (id: string, other: string) => {
+      const gl = g();
+      show(gl.format, await httpGet(gl, `/api/cluster/shards/${encodeURIComponent(id)}/merge`, 'POST', { with: Number(other) }));
     });
 
   program

@@ -13,6 +13,10 @@ export type ClientErrorCode =
   | 'TIMEOUT'
   | 'PROPOSAL_DROPPED'
   | 'NOT_SUPPORTED'
+  /** the shard no longer owns the key (split/merge): refresh the routing and retry; not applied */
+  | 'WRONG_SHARD'
+  /** the key's range is being moved to another shard: retry shortly; not applied */
+  | 'RANGE_MOVING'
   | 'CLOSED'
   | 'INTERNAL'
   | 'UNKNOWN';
@@ -34,7 +38,7 @@ export class ClientError extends Error {
   }
 }
 
-const KNOWN_CODES = new Set<string>(['NOT_LEADER', 'VERSION_MISMATCH', 'INVALID_ARGUMENT', 'KEY_TOO_LARGE', 'VALUE_TOO_LARGE', 'UNAVAILABLE', 'TIMEOUT', 'PROPOSAL_DROPPED', 'NOT_SUPPORTED', 'CLOSED']);
+const KNOWN_CODES = new Set<string>(['NOT_LEADER', 'VERSION_MISMATCH', 'INVALID_ARGUMENT', 'KEY_TOO_LARGE', 'VALUE_TOO_LARGE', 'UNAVAILABLE', 'TIMEOUT', 'PROPOSAL_DROPPED', 'NOT_SUPPORTED', 'WRONG_SHARD', 'RANGE_MOVING', 'CLOSED']);
 
 /** The client code of a (grpc status, distcache error-code) pair. */
 function classify(status: number, ec: string | undefined): ClientErrorCode {

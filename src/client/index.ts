@@ -6,7 +6,7 @@
 // node's multiplexed Session stream (./session.ts: ops of one event-loop turn share one
 // RequestBatch), ClusterInfo as a unary call. `transport: 'unary'` sends one unary call per op.
 import * as grpc from '@grpc/grpc-js';
-import { encodeKey, shardOf } from '../ring/index.js';
+import { ShardRouter, encodeKey } from '../ring/index.js';
 import { loadServices } from '../server/proto.js';
 import { ClientError, toClientError } from './errors.js';
 import { SessionConn } from './session.js';
@@ -66,6 +66,8 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
 /** True when the error proves the server did not apply the operation. */
 function provablyNotApplied(e: ClientError): boolean {
   if (e.code === 'NOT_LEADER' || e.code === 'INVALID_ARGUMENT' || e.code === 'KEY_TOO_LARGE' || e.code === 'VALUE_TOO_LARGE') return true;
+  // refused by the shard's owner check at apply time (split/merge), never applied
+  if (e.code === 'WRONG_SHARD' || e.code === 'RANGE_MOVING') return true;
   // the connection was never established: the request never left this process. Match only the
   // grpc-js picker's wording: a bare /connect/i also matched "Connection dropped" (the channel
   // closed while the call was in flight, after the server may have applied it).
@@ -88,6 +90,7 @@ export class CacheClient {
   private readonly useSessions: boolean;
   private shardCount = 0;
   private shards: ShardRoute[] = [];
+  private router: ShardRouter | undefined;
   private readonly memberAddr = new Map<string, string>(); // node id -> client address
   private closed = false;
   private refreshing: Promise<void> | undefined;
@@ -197,8 +200,17 @@ export class CacheClient {
       if (m.client_address !== '') this.memberAddr.set(m.node_id, m.client_address);
     }
     this.shardCount = info['shard_count'] as number;
-    const shards = (info['shards'] as Array<{ shard_id: number; replicas: string[]; leader_address: string }>) ?? [];
-    const next: ShardRoute[] = Array.from({ length: this.shardCount }, (_, i) => ({ leader: this.shards[i]?.leader ?? '', replicas: this.shards[i]?.replicas ?? [] }));
+    const shards = (info['shards'] as Array<{ shard_id: number; replicas: string[]; leader_address: string; slot: number; hash_lo: number; hash_hi: number }>) ?? [];
+    // the routing table: which shard owns which piece of which slot (split/merge move them)
+    const split = shards.some((s) => s.hash_hi !== 0 && (s.hash_lo !== 0 || s.hash_hi !== 0x10000 || s.slot !== s.shard_id));
+    try {
+      this.router = split ? new ShardRouter(this.shardCount, shards.map((s) => ({ shardId: s.shard_id, range: { slot: s.slot, lo: s.hash_lo, hi: s.hash_hi } }))) : ShardRouter.unsplit(this.shardCount);
+    } catch {
+      // a node answering mid-update: keep the old table (requests re-route on WRONG_SHARD)
+      this.router ??= ShardRouter.unsplit(this.shardCount);
+    }
+    const length = Math.max(this.shardCount, ...shards.map((s) => s.shard_id + 1));
+    const next: ShardRoute[] = Array.from({ length }, (_, i) => ({ leader: this.shards[i]?.leader ?? '', replicas: this.shards[i]?.replicas ?? [] }));
     for (const s of shards) {
       const r = next[s.shard_id];
       if (!r) continue;
@@ -209,7 +221,7 @@ export class CacheClient {
   }
 
   shardOfKey(k: PKey): number {
-    return shardOf(k.primary, this.shardCount);
+    return (this.router ??= ShardRouter.unsplit(this.shardCount)).locate(k.primary);
   }
 
   /** Where to send an op on `shard`: its known leader, else any node. With anyReplica (follower
@@ -236,8 +248,9 @@ export class CacheClient {
     return this.nextAddress();
   }
 
-  /** One op on one shard, with routing, NOT_LEADER hints, retries and the op deadline. */
-  private async shardCall(shard: number, method: string, req: object, idempotent: boolean, anyReplica = false): Promise<Resp> {
+  /** One op on one shard, with routing, NOT_LEADER hints, retries and the op deadline. `key`:
+   *  the (first) key of the op, to re-route it when a split or merge moved it (WRONG_SHARD). */
+  private async shardCall(shard: number, method: string, req: object, idempotent: boolean, anyReplica = false, key?: PKey): Promise<Resp> {
     const deadline = Date.now() + this.timeoutMs;
     let addr = this.target(shard, anyReplica);
     let last: ClientError | undefined;
@@ -249,6 +262,15 @@ export class CacheClient {
         const err = toClientError(e);
         last = err;
         const route = this.shards[shard];
+        if (err.code === 'WRONG_SHARD' || err.code === 'RANGE_MOVING') {
+          // not applied: re-learn the routing (a split or merge moved the key) and go again
+          if (this.closed) throw err;
+          if (attempt > 0 || err.code === 'RANGE_MOVING') await sleep(Math.min(200, 10 << attempt));
+          await this.refresh().catch(() => undefined);
+          if (key) shard = this.shardOfKey(key);
+          addr = this.target(shard, anyReplica);
+          continue;
+        }
         if (err.code === 'NOT_LEADER') {
           if (err.leaderHint && err.leaderHint !== addr) {
             if (route) route.leader = err.leaderHint;
@@ -288,27 +310,27 @@ export class CacheClient {
 
   async put(key: Key, value: Bytes, _opts?: Record<string, never>): Promise<{ version: number }> {
     const k = toPKey(key);
-    const r = await this.shardCall(this.shardOfKey(k), 'Put', { key: k, value: bytes(value) }, false);
+    const r = await this.shardCall(this.shardOfKey(k), 'Put', { key: k, value: bytes(value) }, false, false, k);
     return { version: r['version'] as number };
   }
 
   async get(key: Key, opts: { consistency?: Consistency } = {}): Promise<GetResult> {
     const k = toPKey(key);
     const follower = opts.consistency === 'follower';
-    const r = await this.shardCall(this.shardOfKey(k), 'Get', { key: k, consistency: follower ? 'FOLLOWER' : 'LINEARIZABLE' }, true, follower);
+    const r = await this.shardCall(this.shardOfKey(k), 'Get', { key: k, consistency: follower ? 'FOLLOWER' : 'LINEARIZABLE' }, true, follower, k);
     return toGetResult(r);
   }
 
   async remove(key: Key): Promise<{ found: boolean }> {
     const k = toPKey(key);
-    const r = await this.shardCall(this.shardOfKey(k), 'Delete', { key: k }, false);
+    const r = await this.shardCall(this.shardOfKey(k), 'Delete', { key: k }, false, false, k);
     return { found: r['found'] as boolean };
   }
 
   async putIfVersionMatch(key: Key, value: Bytes, expected: number): Promise<PutIfVersionMatchResult> {
     const k = toPKey(key);
     try {
-      const r = await this.shardCall(this.shardOfKey(k), 'PutIfVersionMatch', { key: k, value: bytes(value), expected_version: expected }, false);
+      const r = await this.shardCall(this.shardOfKey(k), 'PutIfVersionMatch', { key: k, value: bytes(value), expected_version: expected }, false, false, k);
       return { ok: true, version: r['version'] as number };
     } catch (e) {
       if (e instanceof ClientError && e.code === 'VERSION_MISMATCH') return { ok: false, currentVersion: e.currentVersion ?? 0 };
@@ -323,7 +345,7 @@ export class CacheClient {
     const follower = opts.consistency === 'follower';
     await Promise.all(
       [...this.groupByShard(pkeys)].map(async ([shard, idx]) => {
-        const r = await this.shardCall(shard, 'MultiGet', { keys: idx.map((i) => pkeys[i]!), consistency: follower ? 'FOLLOWER' : 'LINEARIZABLE' }, true, follower);
+        const r = await this.shardCall(shard, 'MultiGet', { keys: idx.map((i) => pkeys[i]!), consistency: follower ? 'FOLLOWER' : 'LINEARIZABLE' }, true, follower, pkeys[idx[0]!]);
         const results = r['results'] as Resp[];
         idx.forEach((i, j) => (out[i] = toGetResult(results[j] ?? { found: false })));
       }),
@@ -343,7 +365,7 @@ export class CacheClient {
     const versions: number[] = new Array<number>(entries.length).fill(0);
     await Promise.all(
       [...groups].map(async ([shard, idx]) => {
-        const r = await this.shardCall(shard, 'MultiPut', { entries: idx.map((i) => ({ key: pkeys[i]!, value: values[i]! })), atomic }, false);
+        const r = await this.shardCall(shard, 'MultiPut', { entries: idx.map((i) => ({ key: pkeys[i]!, value: values[i]! })), atomic }, false, false, pkeys[idx[0]!]);
         const vs = r['versions'] as number[];
         idx.forEach((i, j) => (versions[i] = vs[j] ?? 0));
       }),
@@ -351,8 +373,24 @@ export class CacheClient {
     return versions;
   }
 
-  /** Keys in [start, end) in (primary, secondary) byte order, at most `limit` (default 1000). */
+  /** Keys in [start, end) in (primary, secondary) byte order, at most `limit` (default 1000).
+   *  A scan that meets a shard in the middle of a split or merge is run again (until the op
+   *  deadline): keys in flight between two shards are in neither for a moment. */
   async rangeScan(opts: RangeScanOptions = {}): Promise<ScanItem[]> {
+    const deadline = Date.now() + this.timeoutMs;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await this.rangeScanOnce(opts);
+      } catch (e) {
+        const err = toClientError(e);
+        if ((err.code !== 'RANGE_MOVING' && err.code !== 'WRONG_SHARD') || Date.now() >= deadline || this.closed) throw err;
+        await sleep(Math.min(200, 10 << attempt));
+        await this.refresh().catch(() => undefined);
+      }
+    }
+  }
+
+  private async rangeScanOnce(opts: RangeScanOptions): Promise<ScanItem[]> {
     const limit = opts.limit ?? 1000;
     if (limit <= 0) return [];
     const req: Record<string, unknown> = { limit, consistency: opts.consistency === 'follower' ? 'FOLLOWER' : 'LINEARIZABLE' };
@@ -392,8 +430,10 @@ export class CacheClient {
       missing = next;
     }
     if (missing.length > 0) throw new ClientError('UNAVAILABLE', `rangeScan: no reachable replica for shards ${missing.slice(0, 10).join(',')}`);
-    rows.sort((a, b) => Buffer.compare(a.ek, b.ek));
-    return rows.slice(0, limit).map((r) => r.item);
+    rows.sort((a, b) => Buffer.compare(a.ek, b.ek) || b.item.version - a.item.version);
+    // a key that moved between two shards while they were scanned can come from both: keep the newer
+    const unique = rows.filter((r, i) => i === 0 || !rows[i - 1]!.ek.equals(r.ek));
+    return unique.slice(0, limit).map((r) => r.item);
   }
 
   /** An op that any node can serve (ClusterInfo, RangeScan), retried on UNAVAILABLE on other nodes. */

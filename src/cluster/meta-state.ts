@@ -9,7 +9,7 @@
 //   "placement" -> PlacementRecord (epoch + per-shard replica list and preferred leader)
 // Values are JSON with a format number: small (a few dozen bytes per member and per shard),
 // readable with cache-cli, and easy to evolve. Layout: src/cluster/FORMAT.md.
-import { encodeKey, type ShardMap } from '../ring/index.js';
+import { encodeKey, type ShardMap, type ShardRange } from '../ring/index.js';
 import { KvError } from '../util/errors.js';
 
 export const META_FORMAT_V1 = 1;
@@ -44,11 +44,40 @@ export interface ClusterRecord {
   members: MetaMember[];
 }
 
+/** One shard of the placement. Shards of an unsplit cluster carry only replicas and leaderHint
+ *  (shard s owns all of slot s); split and merge add the rest (src/server/reshard.ts). */
+export interface PlacedShard {
+  replicas: string[];
+  leaderHint: string;
+  /** the key space it owns (ring/routing.ts); absent: all of slot `shardId` */
+  range?: ShardRange;
+  /** raft ids a shard created by a split starts with: those members create its replica from
+   *  the placement (all with this same configuration); cleared once the split is done */
+  bootstrap?: number[];
+  /** merged into another shard: owns nothing, its replicas are destroyed; the id is not reused */
+  retired?: boolean;
+}
+
 export interface PlacementRecord {
   format: number;
   epoch: number;
   /** index = shard id */
-  shards: Array<{ replicas: string[]; leaderHint: string }>;
+  shards: PlacedShard[];
+  /** a split or merge in progress (resumed by the metadata leader after a failure) */
+  reshard?: ReshardRecord;
+}
+
+/** A split or merge in progress: the range move and the floor its freeze returned. */
+export interface ReshardRecord {
+  op: 'split' | 'merge';
+  moveId: string;
+  from: number;
+  to: number;
+  slot: number;
+  lo: number;
+  hi: number;
+  /** version floor of the source (0 until the freeze returned it) */
+  floor: number;
 }
 
 export function encodeRecord(r: ClusterRecord | PlacementRecord): Buffer {
@@ -86,14 +115,19 @@ export function placementFromShardMap(m: ShardMap): PlacementRecord {
   return { format: META_FORMAT_V1, epoch: m.epoch, shards: m.shards.map((s) => ({ replicas: [...s.replicas], leaderHint: s.leaderHint })) };
 }
 
+/** The key space a placed shard owns. */
+export function placedRange(s: PlacedShard, shardId: number): ShardRange {
+  return s.retired ? { slot: 0, lo: 0, hi: 0 } : (s.range ?? { slot: shardId, lo: 0, hi: 0x10000 });
+}
+
 export function shardMapFromPlacement(p: PlacementRecord, c: ClusterRecord): ShardMap {
   return {
     epoch: p.epoch,
-    shardCount: p.shards.length,
+    shardCount: c.shardCount,
     replicationFactor: c.replicationFactor,
     vnodesPerNode: c.vnodesPerNode,
     members: liveMembers(c).map((m) => m.nodeId).sort(),
-    shards: p.shards.map((s, shardId) => ({ shardId, replicas: [...s.replicas], leaderHint: s.leaderHint })),
+    shards: p.shards.map((s, shardId) => ({ shardId, replicas: [...s.replicas], leaderHint: s.leaderHint, range: placedRange(s, shardId), ...(s.retired ? { retired: true } : {}) })),
   };
 }
 

@@ -3,7 +3,7 @@
 // vote in the metadata group. The metadata leader writes the result; shard leaders move their
 // groups toward it (rebalancer.ts).
 import { HashRing, computeShardMap } from '../ring/index.js';
-import { type ClusterRecord, MAX_META_VOTERS, type MetaMember, type PlacementRecord, META_FORMAT_V1, liveMembers } from './meta-state.js';
+import { type ClusterRecord, MAX_META_VOTERS, type MetaMember, type PlacementRecord, META_FORMAT_V1, liveMembers, placedRange } from './meta-state.js';
 
 /** Members that should hold replicas: the up ones. */
 export function eligibleMembers(c: ClusterRecord): MetaMember[] {
@@ -18,13 +18,21 @@ export function desiredPlacement(c: ClusterRecord, current: PlacementRecord): Pl
   const ids = eligibleMembers(c).map((m) => m.nodeId);
   if (ids.length === 0) return undefined;
   const ring = HashRing.create(ids, { replicationFactor: c.replicationFactor, vnodesPerNode: c.vnodesPerNode });
+  // the ring places slots; every shard of a slot (split pieces) lives where its slot does
   const map = computeShardMap(ring, c.shardCount, current.epoch + 1);
-  const same = map.shards.every((s) => {
-    const cur = current.shards[s.shardId];
-    return cur !== undefined && cur.leaderHint === s.leaderHint && cur.replicas.length === s.replicas.length && cur.replicas.every((r, i) => r === s.replicas[i]);
+  const shards = current.shards.map((cur, shardId) => {
+    if (cur.retired) return cur;
+    const slot = placedRange(cur, shardId).slot;
+    const want = map.shards[cur.range ? slot : shardId]!;
+    return { ...cur, replicas: [...want.replicas], leaderHint: want.leaderHint };
+  });
+  for (let s = current.shards.length; s < c.shardCount; s++) shards.push({ replicas: [...map.shards[s]!.replicas], leaderHint: map.shards[s]!.leaderHint });
+  const same = shards.length === current.shards.length && shards.every((s, i) => {
+    const cur = current.shards[i]!;
+    return cur.leaderHint === s.leaderHint && cur.replicas.length === s.replicas.length && cur.replicas.every((r, j) => r === s.replicas[j]);
   });
   if (same) return undefined;
-  return { format: META_FORMAT_V1, epoch: map.epoch, shards: map.shards.map((s) => ({ replicas: [...s.replicas], leaderHint: s.leaderHint })) };
+  return { ...current, format: META_FORMAT_V1, epoch: map.epoch, shards };
 }
 
 /**

@@ -15,12 +15,17 @@
 import { invalidArgument } from '../util/errors.js';
 import { MAX_SHARD_COUNT } from './hash.js';
 import type { HashRing } from './ring.js';
+import type { ShardRange } from './routing.js';
 
 export interface ShardAssignment {
   readonly shardId: number;
   /** Distinct node ids, preferred leader first. */
   readonly replicas: readonly string[];
   readonly leaderHint: string;
+  /** The key space it owns (routing.ts); absent: all of slot `shardId`. */
+  readonly range?: ShardRange;
+  /** Merged into another shard: owns nothing, has no replicas. */
+  readonly retired?: boolean;
 }
 
 export interface ShardMap {

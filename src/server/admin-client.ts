@@ -11,7 +11,7 @@ import { loadServices } from './proto.js';
 const FINAL = new Set(['ALREADY_EXISTS', 'INVALID_ARGUMENT', 'NOT_FOUND', 'FAILED_PRECONDITION']);
 const ATTEMPT_MS = 3000;
 
-export async function clusterAdminCall<Res>(addresses: readonly string[], method: 'Join' | 'SetNodeState', request: object, timeoutMs: number): Promise<Res> {
+export async function clusterAdminCall<Res>(addresses: readonly string[], method: 'Join' | 'SetNodeState' | 'Reshard' | 'ShardCommand' | 'ShardScan', request: object, timeoutMs: number): Promise<Res> {
   const { clusterAdmin } = loadServices();
   const deadline = Date.now() + timeoutMs;
   const queue = [...addresses];

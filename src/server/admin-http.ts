@@ -8,6 +8,13 @@
 //                               replica and leader counts it reports
 //   DELETE /api/cluster/nodes/:id  decommission: drain the node's replicas, then remove it
 //   POST /api/cluster/rebalance one rebalancing round now (it also runs by itself)
+//   GET  /api/cluster/shards    {epoch, reshard, shards: [{shard_id, slot, hash_lo, hash_hi,
+//                               replicas, retired}]}: the placement's routing table
+//   POST /api/cluster/shards/:id/split   cut the shard's key space in two (new shard on the same
+//                               replicas); answers when done: {op, shard_ids, epoch, moved_keys, ...}
+//   POST /api/cluster/shards/:id/merge {"with": N}  move shard N's keys into :id (adjacent
+//                               pieces of one slot) and retire N; 404 unknown shard, 409 not
+//                               adjacent or another split/merge running
 //   GET  /api/cluster/replicas  this node's replicas: role, term, commit/applied, members,
 //                               replication progress (leaders), rebalancer counters
 //   POST /api/storage/flush     flush the memtable to an SSTable
@@ -22,6 +29,7 @@ import { BackupError, backupNode } from '../store/backup.js';
 import type { CacheNode } from './node.js';
 import { META_SHARD_ID } from '../ring/index.js';
 import { StateRole } from '../raft/index.js';
+import { describeShards } from './reshard.js';
 
 const MAX_BODY = 64 * 1024;
 
@@ -124,6 +132,28 @@ export class AdminHttp {
         }
       }
     }
+    if (route === 'GET /api/cluster/shards') {
+      const v = n.metadata;
+      return { epoch: v?.placement.epoch ?? 0, reshard: v?.placement.reshard ?? null, shards: describeShards(v) };
+    }
+    const reshard = /^POST \/api\/cluster\/shards\/([^/]+)\/(split|merge)$/.exec(route);
+    if (reshard) {
+      const id = Number(reshard[1]);
+      if (!Number.isInteger(id) || id < 0) throw new HttpError(400, 'INVALID_ARGUMENT', `shard id must be a non-negative integer, got ${JSON.stringify(reshard[1])}`);
+      let other: number | undefined;
+      if (reshard[2] === 'merge') {
+        const b = parseJson(body) as { with?: unknown } | null;
+        if (!b || !Number.isInteger(b.with) || (b.with as number) < 0) throw new HttpError(400, 'INVALID_ARGUMENT', 'merge needs a body {"with": <shard id>}: the adjacent shard merged into this one');
+        other = b.with as number;
+      }
+      try {
+        return { ok: true, ...(await n.reshardCall({ op: reshard[2] as 'split' | 'merge', shard_id: id, ...(other !== undefined ? { other_shard_id: other } : {}) })) };
+      } catch (err) {
+        const code = (err as { code?: string }).code ?? 'INTERNAL';
+        const status = code === 'NOT_FOUND' ? 404 : code === 'FAILED_PRECONDITION' ? 409 : code === 'INVALID_ARGUMENT' ? 400 : 503;
+        throw new HttpError(status, code, err instanceof Error ? err.message : String(err));
+      }
+    }
     const del = /^DELETE \/api\/cluster\/nodes\/([^/]+)$/.exec(route);
     if (del) {
       try {
@@ -134,7 +164,7 @@ export class AdminHttp {
         throw new HttpError(status, code, err instanceof Error ? err.message : String(err));
       }
     }
-    const known = ['/api/cluster/replicas', '/api/cluster/rebalance', '/api/health', '/api/stats', '/api/cluster/nodes', '/api/storage/flush', '/api/storage/compact', '/api/storage/backup'];
+    const known = ['/api/cluster/shards', '/api/cluster/replicas', '/api/cluster/rebalance', '/api/health', '/api/stats', '/api/cluster/nodes', '/api/storage/flush', '/api/storage/compact', '/api/storage/backup'];
     if (known.includes(pathname.replace(/\/+$/, ''))) throw new HttpError(405, 'METHOD_NOT_ALLOWED', `${route.split(' ')[0]} is not allowed on ${pathname}`);
     throw new HttpError(404, 'NOT_FOUND', `no route ${route}`);
   }

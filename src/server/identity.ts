@@ -4,8 +4,9 @@
 // and a data directory started under another --node-id is refused instead of silently joining
 // someone else's replicas.
 //
-// Format: {"format":1,"nodeId":"node2","raftId":4,"clusterId":"node1"} written via a temp file
-// and rename(2), so it is either absent or complete.
+// Format: {"format":1,"nodeId":"node2","raftId":4,"clusterId":"node1","shardCount":1024} written
+// via a temp file and rename(2), so it is either absent or complete. shardCount is the cluster's
+// (routing depends on it, so a restart with another cluster.shard_count must not change it).
 import { readFile, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { KvError } from '../util/errors.js';
@@ -14,6 +15,8 @@ export interface Identity {
   nodeId: string;
   raftId: number;
   clusterId: string;
+  /** the cluster's shard (slot) count, fixed at creation; absent in files of older versions */
+  shardCount?: number;
 }
 
 const FILE = 'IDENTITY';
@@ -26,7 +29,7 @@ export async function readIdentity(dataDir: string): Promise<Identity | undefine
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     throw err;
   }
-  let j: { format?: unknown; nodeId?: unknown; raftId?: unknown; clusterId?: unknown };
+  let j: { format?: unknown; nodeId?: unknown; raftId?: unknown; clusterId?: unknown; shardCount?: unknown };
   try {
     j = JSON.parse(text) as typeof j;
   } catch (err) {
@@ -35,7 +38,9 @@ export async function readIdentity(dataDir: string): Promise<Identity | undefine
   if (j.format !== 1 || typeof j.nodeId !== 'string' || typeof j.raftId !== 'number' || typeof j.clusterId !== 'string') {
     throw new KvError('CORRUPTION', `${path.join(dataDir, FILE)}: not a distcache identity file`);
   }
-  return { nodeId: j.nodeId, raftId: j.raftId, clusterId: j.clusterId };
+  const id: Identity = { nodeId: j.nodeId, raftId: j.raftId, clusterId: j.clusterId };
+  if (typeof j.shardCount === 'number') id.shardCount = j.shardCount;
+  return id;
 }
 
 export async function writeIdentity(dataDir: string, id: Identity): Promise<void> {

@@ -25,7 +25,9 @@ import * as grpc from '@grpc/grpc-js';
 import { decodeStoredValue } from '../store/apply.js';
 import { type CommandResult, type Op, type OpResult } from '../store/commands.js';
 import { MultiRaftHost, StoreError } from '../store/host.js';
-import { HashRing, META_SHARD_ID, type ShardMap, SHARD_PREFIX_BYTES, computeShardMap, decodeKey, encodeKey, initHashing, shardKeyPrefix, shardKeyRange, shardOf } from '../ring/index.js';
+import { HashRing, META_SHARD_ID, type ShardMap, SHARD_PREFIX_BYTES, ShardRouter, computeShardMap, decodeKey, encodeKey, initHashing, shardKeyPrefix, shardKeyRange, wholeSlot } from '../ring/index.js';
+import { type ReshardResult, Resharder, type ShardCommandResponse, type ShardScanResponse } from './reshard.js';
+import { scanFrozen } from '../store/range-move.js';
 import { MetaManager, type MetaView } from '../cluster/meta-manager.js';
 import { type ClusterRecord, MAX_META_VOTERS, META_FORMAT_V1, type PlacementRecord, liveMembers, placementFromShardMap, shardMapFromPlacement } from '../cluster/meta-state.js';
 import { ClusterController } from '../cluster/controller.js';
@@ -62,14 +64,20 @@ export interface MemberInfo {
 }
 
 const DEFAULT_SCAN_LIMIT = 1000;
+const FIRST_USER_KEY = Buffer.from([0x00, 0x01]);
 const JOIN_TIMEOUT_MS = 60_000;
 const ADMIN_CALL_TIMEOUT_MS = 10_000;
 const SHUTDOWN_GRACE_MS = 5000;
+const RESHARD_RESUME_MS = 1000;
+const RESHARD_CALL_TIMEOUT_MS = 10_000;
 
 export class CacheNode {
   readonly raftId: number;
   private members_: MemberInfo[];
   private shardMap_: ShardMap;
+  private router: ShardRouter;
+  private resharder!: Resharder;
+  private reshardTimer: NodeJS.Timeout | undefined;
   /** founders: the static bootstrap records (every founder computes identical ones) */
   private readonly founding: { cluster: ClusterRecord; placement: PlacementRecord } | undefined;
   /** whether the data directory was used before (IDENTITY present) */
@@ -120,11 +128,14 @@ export class CacheNode {
       if (me < 0) throw new KvError('INVALID_ARGUMENT', `cluster.node_id ${config.cluster.node_id} is not a member of ${ids.join(', ')}`);
       this.raftId = start.identity?.raftId ?? me + 1;
       const ring = HashRing.create(ids, { replicationFactor: config.cluster.replication_target, vnodesPerNode: config.cluster.vnodes_per_node });
-      this.shardMap_ = computeShardMap(ring, config.cluster.shard_count, 1);
+      // the slot count is the cluster's, fixed at creation: a restart keeps it whatever the config says
+      const slots = start.identity?.shardCount ?? config.cluster.shard_count;
+      if (slots !== config.cluster.shard_count) this.log(`cluster.shard_count ${config.cluster.shard_count} ignored: this cluster was created with ${slots} shards`);
+      this.shardMap_ = computeShardMap(ring, slots, 1);
       const cluster: ClusterRecord = {
         format: META_FORMAT_V1,
         clusterId: ids[0]!,
-        shardCount: config.cluster.shard_count,
+        shardCount: slots,
         replicationFactor: config.cluster.replication_target,
         vnodesPerNode: config.cluster.vnodes_per_node,
         nextRaftId: ids.length + 1,
@@ -136,9 +147,10 @@ export class CacheNode {
       this.founding = { cluster, placement: placementFromShardMap(this.shardMap_) };
       this.adoptMembers(cluster);
     }
+    this.router = ShardRouter.unsplit(this.shardMap_.shardCount);
     const slots = opts.interceptors ?? {};
     this.pipeline = new Pipeline(
-      DEFAULT_ORDER.map((name) => (name === 'validation' ? validationInterceptor(() => this.shardMap.shardCount) : (slots[name] ?? passThrough(name)))),
+      DEFAULT_ORDER.map((name) => (name === 'validation' ? validationInterceptor(() => this.shardMap.shards.length) : (slots[name] ?? passThrough(name)))),
     );
   }
 
@@ -175,13 +187,56 @@ export class CacheNode {
   private onMetadata(v: MetaView): void {
     this.adoptMembers(v.cluster);
     this.shardMap_ = shardMapFromPlacement(v.placement, v.cluster);
+    try {
+      this.router = new ShardRouter(this.shardMap_.shardCount, this.shardMap_.shards.map((s) => ({ shardId: s.shardId, range: s.range ?? wholeSlot(s.shardId) })));
+    } catch (err) {
+      this.log(`placement epoch ${v.placement.epoch}: routing not updated: ${(err as Error).message}`);
+    }
+    if (this.host) void this.reconcileShards(v.placement);
   }
+
+  /**
+   * Replicas the placement creates or retires directly (split and merge): a new shard's
+   * starting members create it with the recorded configuration; replicas of a merged-away shard
+   * are destroyed. (Other replica changes are the rebalancer's, through Raft.)
+   */
+  private async reconcileShards(p: PlacementRecord): Promise<void> {
+    if (this.reconciling) return;
+    this.reconciling = true;
+    try {
+      const create: Array<{ shardId: number; replicas: number[] }> = [];
+      const campaign: number[] = [];
+      p.shards.forEach((s, shardId) => {
+        if (s.bootstrap?.includes(this.raftId) && !s.retired && !this.host.hasReplica(shardId)) {
+          create.push({ shardId, replicas: s.bootstrap });
+          if (s.leaderHint === this.config.cluster.node_id) campaign.push(shardId);
+        }
+      });
+      if (create.length > 0) {
+        await this.host.addShards(create);
+        this.log(`created replicas of new shards ${create.map((c) => c.shardId).join(', ')}`);
+        for (const s of campaign) this.host.campaign(s);
+      }
+      for (const shardId of this.host.shardIds()) {
+        if (p.shards[shardId]?.retired) {
+          await this.host.destroyRetiredReplica(shardId);
+          this.log(`destroyed the replica of shard ${shardId} (merged into another shard)`);
+        }
+      }
+    } catch (err) {
+      if (!this.stopping) this.log(`shard reconcile failed: ${(err as Error).message}`);
+    } finally {
+      this.reconciling = false;
+    }
+  }
+  private reconciling = false;
 
   /** A leader contacts this node for a group it has no replica of: accept only where the
    *  metadata says this node belongs (the metadata group: any live member). */
   private mayCreateReplica(shardId: number): boolean {
     if (shardId === META_SHARD_ID) return !this.founding || this.meta?.current !== undefined || !this.fresh;
-    return this.shardMap_.shards[shardId]?.replicas.includes(this.config.cluster.node_id) ?? false;
+    const s = this.shardMap_.shards[shardId];
+    return s !== undefined && !s.retired && s.replicas.includes(this.config.cluster.node_id);
   }
 
   /** Opens the store, creates the shard replicas and starts every listener. */
@@ -194,7 +249,7 @@ export class CacheNode {
     let joined: JoinResponse | undefined;
     if (c.mode === 'join' && identity) {
       // a node that joined earlier comes back as itself from its local copy of the metadata
-      joined = { raft_id: identity.raftId, members: [], shard_count: c.shard_count, replication_factor: c.replication_target, cluster_id: identity.clusterId };
+      joined = { raft_id: identity.raftId, members: [], shard_count: identity.shardCount ?? c.shard_count, replication_factor: c.replication_target, cluster_id: identity.clusterId };
     } else if (c.mode === 'join') {
       if (config.server.listen_port === 0 || config.server.peer_port === 0) {
         throw new KvError('INVALID_ARGUMENT', 'joining a cluster needs fixed ports (server.listen_port and server.peer_port): other nodes dial the advertised addresses');
@@ -229,6 +284,7 @@ export class CacheNode {
       tickMs: this.opts.tickMs ?? 100,
       lsm: { memtableBytes: c.storage.memtable_size_mb * 1024 * 1024, compression: c.storage.enable_compression, blockCacheBytes: c.storage.block_cache_mb * 1024 * 1024 },
       raftLog: { sync: c.storage.sync_policy },
+      slotCount: this.shardMap.shardCount,
       mayCreateReplica: (shardId) => this.mayCreateReplica(shardId),
     });
     const founding = this.founding;
@@ -250,6 +306,20 @@ export class CacheNode {
       if (this.host.hasReplica(META_SHARD_ID) && this.host.replicaStatus(META_SHARD_ID).confState.voters[0] === this.raftId) campaign.push(META_SHARD_ID);
     }
     this.meta.onChange((v) => this.onMetadata(v));
+    if (this.meta.current) void this.reconcileShards(this.meta.current.placement);
+    this.resharder = new Resharder({
+      meta: this.meta,
+      atLeader: (shardId, method, req) => this.atShardLeader(shardId, method, req),
+      groupOf: (shardId) => this.groupOf(shardId),
+      nodeIdOf: (raftId) => this.byRaftId.get(raftId)?.nodeId,
+      log: (l) => this.log(l),
+    });
+    // a split or merge recorded in the placement is finished by whoever leads the metadata
+    this.reshardTimer = setInterval(() => {
+      if (!this.isMetaLeader() || this.stopping) return;
+      this.resharder.resume()?.catch((err: unknown) => this.log(`resuming a split/merge failed (will retry): ${(err as Error).message}`));
+    }, RESHARD_RESUME_MS);
+    this.reshardTimer.unref();
     // Preferred leaders campaign right away (no election timeout to wait for at start-up).
     for (const s of campaign) if (!this.host.isLeader(s)) this.host.campaign(s);
     if (founding && !this.meta.current) {
@@ -257,7 +327,7 @@ export class CacheNode {
         if (!this.stopping) this.log(`cluster metadata bootstrap failed: ${(err as Error).message}`);
       });
     }
-    if (this.fresh) await writeIdentity(c.server.data_directory, { nodeId: c.cluster.node_id, raftId: this.raftId, clusterId: founding ? founding.cluster.clusterId : (this.joinedClusterId ?? '') });
+    if (this.fresh) await writeIdentity(c.server.data_directory, { nodeId: c.cluster.node_id, raftId: this.raftId, clusterId: founding ? founding.cluster.clusterId : (this.joinedClusterId ?? ''), shardCount: this.shardMap.shardCount });
     this.controller = new ClusterController({
       host: this.host,
       meta: this.meta,
@@ -459,7 +529,76 @@ export class CacheNode {
     const unary = (fn: (req: never) => Promise<unknown>) => (call: grpc.ServerUnaryCall<unknown, unknown>, cb: grpc.sendUnaryData<unknown>) => {
       fn(call.request as never).then((res) => cb(null, res), (err: unknown) => cb(this.toStatus(err)));
     };
-    return { Join: unary((r) => this.join(r)), SetNodeState: unary((r) => this.setNodeState(r)), ReplicaInfo: unary((r) => Promise.resolve(this.replicaInfo(r))) };
+    return {
+      Join: unary((r) => this.join(r)),
+      SetNodeState: unary((r) => this.setNodeState(r)),
+      ReplicaInfo: unary((r) => Promise.resolve(this.replicaInfo(r))),
+      Reshard: unary((r) => this.reshard(r)),
+      ShardCommand: unary((r) => this.shardCommand(r)),
+      ShardScan: unary((r) => this.shardScan(r)),
+    };
+  }
+
+  // ------------------------------------------------------------------ split and merge
+
+  /** POST /api/cluster/shards/:id/split|merge: runs on the metadata leader (forwarded there). */
+  async reshardCall(req: { op: 'split' | 'merge'; shard_id: number; other_shard_id?: number }): Promise<ReshardResult> {
+    if (this.isMetaLeader()) return this.reshard(req);
+    const addrs = [this.metaLeaderAddress(), ...this.members.map((m) => m.clientAddress)].filter((a) => a !== '' && a !== this.byRaftId.get(this.raftId)?.clientAddress);
+    return clusterAdminCall<ReshardResult>(addrs, 'Reshard', req, 120_000);
+  }
+
+  private reshard(r: { op: string; shard_id: number; other_shard_id?: number }): Promise<ReshardResult> {
+    if (!this.isMetaLeader()) return Promise.reject(this.metaNotLeader());
+    if (r.op === 'split') return this.resharder.split(r.shard_id);
+    if (r.op === 'merge') return this.resharder.merge(r.shard_id, r.other_shard_id ?? -1);
+    return Promise.reject(new KvError('INVALID_ARGUMENT', `op must be "split" or "merge", got ${JSON.stringify(r.op)}`));
+  }
+
+  private shardLeaderCheck(shardId: number): void {
+    if (!this.host.hasReplica(shardId)) throw this.notHere(shardId);
+    if (!this.host.isLeader(shardId)) throw new StoreError('NOT_LEADER', `node ${this.config.cluster.node_id} does not lead shard ${shardId}`, this.host.leaderOf(shardId));
+  }
+
+  private async shardCommand(r: { shard_id: number; ops: Array<{ type: string; key: Buffer; value: Buffer }> }): Promise<ShardCommandResponse> {
+    this.shardLeaderCheck(r.shard_id);
+    const ops: Op[] = r.ops.map((o) => {
+      if (o.type !== 'range' && o.type !== 'ingest') throw new KvError('INVALID_ARGUMENT', `ShardCommand carries range and ingest ops only, not ${JSON.stringify(o.type)}`);
+      return { type: o.type, key: o.key, value: o.value };
+    });
+    const res = await this.host.propose(r.shard_id, { ops });
+    const first = res.results[0];
+    if (first?.type === 'range') return { applied: res.applied, ok: first.ok, message: first.message, floor: first.floor };
+    return { applied: res.applied, ok: res.applied, message: '', floor: 0 };
+  }
+
+  private async shardScan(r: { shard_id: number; move_id: string; lo: number; hi: number; after: Buffer; max_bytes: number }): Promise<ShardScanResponse> {
+    this.shardLeaderCheck(r.shard_id);
+    await this.host.barrier(r.shard_id);
+    const chunk = scanFrozen(this.host.engine, this.host.ranges, r.shard_id, r.move_id, r.lo, r.hi, r.after.length > 0 ? r.after : undefined, Math.min(Math.max(r.max_bytes, 1), 4 << 20));
+    return { items: chunk.items.map((it) => ({ type: 'ingest', key: it.key, value: it.value })), done: chunk.done };
+  }
+
+  /** A ClusterAdmin shard call at the shard's leader: here when this node leads it. */
+  private atShardLeader<T>(shardId: number, method: 'ShardCommand' | 'ShardScan', req: object): Promise<T> {
+    if (this.host.hasReplica(shardId) && this.host.isLeader(shardId)) {
+      return (method === 'ShardCommand' ? this.shardCommand(req as never) : this.shardScan(req as never)) as Promise<T>;
+    }
+    const placed = this.shardMap.shards[shardId]?.replicas ?? [];
+    const addrs = [...placed, ...this.members.map((m) => m.nodeId)].map((id) => this.members.find((m) => m.nodeId === id)?.clientAddress ?? '').filter((a) => a !== '');
+    return clusterAdminCall<T>([...new Set(addrs)], method, req, RESHARD_CALL_TIMEOUT_MS);
+  }
+
+  /** Leader (node id) and voters of a shard, asked of its replicas. */
+  private async groupOf(shardId: number): Promise<{ leader: string; voters: number[] } | undefined> {
+    if (this.host.hasReplica(shardId) && this.host.isLeader(shardId)) return { leader: this.config.cluster.node_id, voters: this.host.replicaStatus(shardId).confState.voters };
+    const placed = this.shardMap.shards[shardId]?.replicas ?? [];
+    for (const nodeId of new Set([...placed, ...this.members.map((m) => m.nodeId)])) {
+      if (nodeId === this.config.cluster.node_id) continue;
+      const info = await this.askReplicaInfo(nodeId, shardId);
+      if (info?.leader) return { leader: nodeId, voters: info.voters };
+    }
+    return undefined;
   }
 
   private replicaInfo(r: { shard_id: number }): unknown {
@@ -508,6 +647,10 @@ export class CacheNode {
       if (err.code === 'NOT_LEADER') {
         status = grpc.status.FAILED_PRECONDITION;
         this.leaderMetadata(md, err.leaderHint);
+      } else if (err.code === 'WRONG_SHARD') {
+        // the routing moved (split/merge): the client refreshes ClusterInfo and re-routes
+        status = grpc.status.FAILED_PRECONDITION;
+        md.set('shard-epoch', String(this.shardMap.epoch));
       } else {
         status = grpc.status.UNAVAILABLE;
         if (err.leaderHint) this.leaderMetadata(md, err.leaderHint);
@@ -544,7 +687,7 @@ export class CacheNode {
   // ------------------------------------------------------------------ the router
 
   private locate(k: PKey): { shardId: number; key: Buffer } {
-    return { shardId: shardOf(k.primary, this.shardMap.shardCount), key: encodeKey(k.primary, k.secondary) };
+    return { shardId: this.router.locate(k.primary), key: encodeKey(k.primary, k.secondary) };
   }
 
   private notHere(shardId: number): StoreError {
@@ -620,20 +763,29 @@ export class CacheNode {
 
   private async rangeScan(r: { start: PKey | null; end: PKey | null; limit: number; shard_ids: number[] }): Promise<unknown> {
     const limit = r.limit === 0 ? DEFAULT_SCAN_LIMIT : r.limit;
-    const wanted = r.shard_ids.length > 0 ? [...new Set(r.shard_ids)] : this.shardMap.shards.map((s) => s.shardId);
+    const wanted = r.shard_ids.length > 0 ? [...new Set(r.shard_ids)] : this.shardMap.shards.filter((s) => !s.retired).map((s) => s.shardId);
     const local = wanted.filter((s) => this.hasReplica(s));
     const missing = wanted.filter((s) => !this.hasReplica(s));
     const start = r.start && r.start.primary.length > 0 ? encodeKey(r.start.primary, r.start.secondary) : undefined;
     const end = r.end && r.end.primary.length > 0 ? encodeKey(r.end.primary, r.end.secondary) : undefined;
     // A ReadIndex barrier per shard makes the scan linearizable; then read the engine directly.
-    const probe = start ?? Buffer.from([0]);
-    await Promise.all(local.map((s) => this.host.read(s, probe)));
+    await Promise.all(local.map((s) => this.host.barrier(s)));
     const rows: Array<{ ek: Buffer; key: PKey; value: Buffer; version: number }> = [];
     let more = false;
+    const ranges = this.host.ranges;
     for (const s of local) {
+      const checked = ranges.checked(s);
+      if (checked) {
+        // a shard in the middle of a split or merge has keys in flight: scan it once it is done
+        const st = ranges.state(s);
+        if (st.frozen || st.incoming) throw new StoreError('RANGE_MOVING', `shard ${s} is in the middle of a split or merge; retry the scan`);
+      }
       const range = shardKeyRange(s);
       const prefix = shardKeyPrefix(s);
-      const it = this.host.engine.iterator({ gte: start ? Buffer.concat([prefix, start]) : range.gte, lt: end ? Buffer.concat([prefix, end]) : range.lt });
+      // user keys start at prefix 00 01 (prefix 00 00 is the shard's range record)
+      const first = Buffer.concat([prefix, FIRST_USER_KEY]);
+      const gte = start && Buffer.compare(start, FIRST_USER_KEY) > 0 ? Buffer.concat([prefix, start]) : first;
+      const it = this.host.engine.iterator({ gte, lt: end ? Buffer.concat([prefix, end]) : range.lt });
       try {
         let n = 0;
         for (let kv = it.next(); kv; kv = it.next()) {
@@ -642,6 +794,7 @@ export class CacheNode {
             break;
           }
           const ek = kv[0].subarray(SHARD_PREFIX_BYTES);
+          if (checked && ranges.checkRead(s, ek) !== 'ok') continue;
           const dk = decodeKey(ek);
           const sv = decodeStoredValue(kv[1]);
           rows.push({ ek: Buffer.from(ek), key: { primary: dk.primary, secondary: dk.secondary }, value: Buffer.from(sv.value), version: sv.version });
@@ -675,10 +828,13 @@ export class CacheNode {
       shard_count: this.shardMap.shardCount,
       replication_factor: this.shardMap.replicationFactor,
       epoch: this.shardMap.epoch,
-      shards: this.shardMap.shards.map((s) => {
-        const lead = mine.has(s.shardId) ? this.byRaftId.get(this.host.leaderOf(s.shardId)) : undefined;
-        return { shard_id: s.shardId, replicas: [...s.replicas], leader: lead?.nodeId ?? '', leader_address: lead?.clientAddress ?? '' };
-      }),
+      shards: this.shardMap.shards
+        .filter((s) => !s.retired)
+        .map((s) => {
+          const lead = mine.has(s.shardId) ? this.byRaftId.get(this.host.leaderOf(s.shardId)) : undefined;
+          const range = s.range ?? wholeSlot(s.shardId);
+          return { shard_id: s.shardId, replicas: [...s.replicas], leader: lead?.nodeId ?? '', leader_address: lead?.clientAddress ?? '', slot: range.slot, hash_lo: range.lo, hash_hi: range.hi };
+        }),
     };
   }
 
@@ -750,6 +906,7 @@ export class CacheNode {
   stop(): Promise<void> {
     this.stopping ??= (async () => {
       this.controller?.stop();
+      clearInterval(this.reshardTimer);
       this.meta?.close();
       await this.admin?.close();
       await this.metricsHttp?.close();

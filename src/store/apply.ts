@@ -27,7 +27,7 @@ import { SHARD_PREFIX_BYTES, shardKeyPrefix, shardKeyRange } from '../ring/index
 import { BufReader, BufWriter, DecodeError, readU64, writeU64 } from '../util/bytes.js';
 import { KvError } from '../util/errors.js';
 import { type CommandResult, type OpResult, MAX_OPS_PER_ENTRY, type RangeOp, decodeEntry, type TaggedCommand } from './commands.js';
-import { type RangeState, type ShardRanges, encodeRangeState, isRangeRecordKey, rangeRecordStorageKey } from './shard-range.js';
+import { type RangeState, type ShardRanges, decodeRangeState, encodeRangeState, isRangeRecordKey, rangeRecordStorageKey } from './shard-range.js';
 
 /** Format byte of a stored value header. */
 export const VALUE_FORMAT_V1 = 1;
@@ -381,7 +381,7 @@ export class ApplyBatch {
       it.close();
     }
     this.del(appliedKey(shardId));
-    this.ranges?.forget(shardId);
+    this.ranges?.set(shardId, null);
   }
 
   applySnapshot(shardId: number, index: number, data: Uint8Array): void {
@@ -392,6 +392,7 @@ export class ApplyBatch {
     } finally {
       it.close();
     }
+    let record: RangeState | null = null;
     if (data.length > 0) {
       const prefix = shardKeyPrefix(shardId);
       try {
@@ -406,15 +407,17 @@ export class ApplyBatch {
           const k = Buffer.concat([prefix, suffix]);
           const v = Buffer.from(r.lenBytes());
           // the shard's range record travels with its data (shard-range.ts)
-          if (isRangeRecordKey(suffix)) this.ops.push({ type: 'put', key: k, value: v });
-          else this.put(k, v, decodeStoredValue(v).version);
+          if (isRangeRecordKey(suffix)) {
+            this.ops.push({ type: 'put', key: k, value: v });
+            record = decodeRangeState(v, shardId);
+          } else this.put(k, v, decodeStoredValue(v).version);
         }
       } catch (err) {
         if (err instanceof DecodeError) throw new KvError('CORRUPTION', `shard ${shardId} snapshot ${index}: ${err.message}`);
         throw err;
       }
     }
-    this.ranges?.forget(shardId);
+    this.ranges?.set(shardId, record);
     this.setApplied(shardId, index);
   }
 

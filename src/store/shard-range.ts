@@ -116,13 +116,11 @@ export class ShardRanges {
     return this.record(shardId) !== null || shardId >= this.slotCount;
   }
 
-  set(shardId: number, s: RangeState): void {
+  /** Sets the shard's record as the apply step wrote it (null: the shard has none any more: its
+   *  keys were destroyed or replaced by a snapshot without one). The engine write follows in the
+   *  same turn, so the cache must not be re-read from the engine before it lands. */
+  set(shardId: number, s: RangeState | null): void {
     this.cache.set(shardId, s);
-  }
-
-  /** Drops the cached record (the shard's keys were replaced by a snapshot or destroyed). */
-  forget(shardId: number): void {
-    this.cache.delete(shardId);
   }
 
   /** May the shard apply a write of this encoded key? */

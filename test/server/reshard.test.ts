@@ -1,0 +1,146 @@
+// Split and merge end to end, with three real cache-server processes under continuous checked
+// client load (lin-workload.ts): the shard holding the history keys is split (POST
+// /api/cluster/shards/:id/split, sent to a node that forwards it to the metadata leader) until
+// the keys move to the new shard; a node is SIGKILLed and restarted; then every split is undone
+// by merges (the keys move again). Checks: every acknowledged write (preloaded keys and the
+// workload's witnesses) readable at its version, the recorded history linearizable, the routing
+// table back to one whole slot per shard on every node, the merged-away shards' replicas
+// destroyed everywhere, and bad split/merge requests answered with clear errors.
+import { expect } from 'chai';
+import { CacheClient } from '../../src/client/index.js';
+import { type ClusterNode, eventually, http, localCluster, rmDir } from './harness.js';
+import { LinWorkload, testSeed } from './lin-workload.js';
+
+const SHARDS = 4;
+const PRELOAD = 300;
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+function httpPort(n: ClusterNode): number {
+  const a = n.proc.spec.args;
+  return Number(a[a.indexOf('--http-port') + 1]);
+}
+
+interface ShardRow {
+  shard_id: number;
+  slot: number;
+  hash_lo: number;
+  hash_hi: number;
+  retired: boolean;
+}
+
+describe('server: shard split and merge under load (3 processes, checked history)', function () {
+  this.timeout(180000);
+  const seed = testSeed();
+  let nodes: ClusterNode[] = [];
+
+  before(async () => {
+    nodes = await localCluster(['n1', 'n2', 'n3'], SHARDS);
+    await Promise.all(nodes.map((n) => n.proc.start()));
+  });
+
+  after(async () => {
+    for (const n of nodes) await n.proc.kill('SIGKILL');
+    for (const n of nodes) rmDir(n.dir);
+  });
+
+  it('splits the shard of the history keys until they move, survives a SIGKILL, merges everything back: linearizable, nothing lost', async function () {
+    try {
+      await scenario();
+    } catch (err) {
+      for (const n of nodes) console.log(`--- ${n.id} stderr (tail)\n${n.proc.err.slice(-2500)}`);
+      throw err;
+    }
+  });
+
+  async function scenario(): Promise<void> {
+    console.log(`      reshard: SEED=${seed} (SEED=${seed} replays the op choices)`);
+    const addrs = nodes.map((n) => n.address);
+    const admin = await CacheClient.connect(addrs, { timeoutMs: 5000 });
+    const preload = new Map<string, number>();
+    for (let i = 0; i < PRELOAD; i++) preload.set(`pre-${i}`, (await admin.put(`pre-${i}`, `value-${i}`)).version);
+
+    const clients = await Promise.all(Array.from({ length: 4 }, () => CacheClient.connect(addrs, { timeoutMs: 5000 })));
+    const load = new LinWorkload(seed, clients);
+    const events: string[] = [];
+    const t0 = Date.now();
+    const note = (s: string): void => {
+      events.push(`+${Date.now() - t0} ms ${s}`);
+    };
+    const owner = async (): Promise<number> => {
+      await admin.refresh();
+      return admin.shardOfKey({ primary: Buffer.from('lin'), secondary: Buffer.alloc(0) });
+    };
+
+    load.start();
+    const splits: Array<{ parent: number; child: number; moved: number }> = [];
+    try {
+      await sleep(1000);
+      // split the history keys' shard until they are in the half that moves
+      for (let round = 0; round < 12; round++) {
+        const parent = await owner();
+        const via = nodes[(round + 1) % nodes.length]!;
+        const res = await http(httpPort(via), 'POST', `/api/cluster/shards/${parent}/split`);
+        expect(res.status, JSON.stringify(res.json)).to.equal(200);
+        const [p, child] = res.json['shard_ids'] as number[];
+        expect(p).to.equal(parent);
+        splits.push({ parent, child: child!, moved: res.json['moved_keys'] as number });
+        note(`split ${parent} -> ${parent}+${child} via ${via.id} (${String(res.json['moved_keys'])} keys, ${String(res.json['took_ms'])} ms)`);
+        if ((await owner()) === child) break;
+      }
+      expect(await owner(), 'the history keys moved to a split-off shard').to.equal(splits[splits.length - 1]!.child);
+      await sleep(1500);
+
+      note('SIGKILL n3');
+      await nodes[2]!.proc.kill('SIGKILL');
+      await sleep(1500);
+      await nodes[2]!.proc.start();
+      note('n3 restarted');
+      await sleep(1500);
+
+      // undo the splits, newest first: the child's keys move back into the parent
+      for (const s of [...splits].reverse()) {
+        const res = await http(httpPort(nodes[0]!), 'POST', `/api/cluster/shards/${s.parent}/merge`, JSON.stringify({ with: s.child }));
+        expect(res.status, JSON.stringify(res.json)).to.equal(200);
+        note(`merge ${s.child} into ${s.parent} (${String(res.json['moved_keys'])} keys, ${String(res.json['took_ms'])} ms)`);
+      }
+      await sleep(1000);
+    } finally {
+      await load.stop();
+    }
+    expect(splits.reduce((n, s) => n + s.moved, 0), 'keys moved by the splits').to.be.greaterThan(0);
+
+    // every node converges to the original routing; merged-away replicas are gone everywhere
+    for (const n of nodes) {
+      await eventually(async () => {
+        const r = await http(httpPort(n), 'GET', '/api/cluster/shards');
+        const live = (r.json['shards'] as ShardRow[]).filter((s) => !s.retired);
+        expect(live.map((s) => [s.shard_id, s.slot, s.hash_lo, s.hash_hi])).to.deep.equal(Array.from({ length: SHARDS }, (_, i) => [i, i, 0, 65536]));
+        expect(r.json['reshard']).to.equal(null);
+        const reps = await http(httpPort(n), 'GET', '/api/cluster/replicas');
+        const ids = (reps.json['replicas'] as Array<{ shard: number | string }>).map((x) => x.shard).filter((x) => x !== 'meta');
+        expect(ids.every((x) => (x as number) < SHARDS), `${n.id} replicas ${JSON.stringify(ids)}`).to.equal(true);
+      }, 20000, 200);
+    }
+    for (const [k, version] of preload) {
+      const g = await admin.get(k);
+      expect(g, k).to.deep.include({ found: true, version });
+      expect(g.value!.toString()).to.equal(`value-${k.slice(4)}`);
+    }
+    const scanned = await admin.rangeScan({ start: 'pre-', end: 'pre.', limit: 10000 });
+    expect(scanned.length).to.equal(PRELOAD);
+    await load.finish(nodes, events);
+
+    // bad requests: clear errors, the cluster keeps serving
+    const port = httpPort(nodes[1]!);
+    expect((await http(port, 'POST', '/api/cluster/shards/999/split')).status).to.equal(404);
+    expect((await http(port, 'POST', '/api/cluster/shards/abc/split')).status).to.equal(400);
+    expect((await http(port, 'POST', '/api/cluster/shards/0/merge', '{}')).status).to.equal(400);
+    const notAdjacent = await http(port, 'POST', '/api/cluster/shards/0/merge', JSON.stringify({ with: 1 }));
+    expect(notAdjacent.status, JSON.stringify(notAdjacent.json)).to.equal(409);
+    expect((await http(port, 'POST', `/api/cluster/shards/${splits[0]!.child}/merge`, JSON.stringify({ with: 0 }))).status).to.equal(404);
+    expect((await admin.get('pre-1')).found).to.equal(true);
+    admin.close();
+    for (const c of clients) c.close();
+  }
+});
