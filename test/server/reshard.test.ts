@@ -143,4 +143,75 @@ describe('server: shard split and merge under load (3 processes, checked history
     admin.close();
     for (const c of clients) c.close();
   }
+
+  it('the metadata leader is SIGKILLed in the middle of a split: the next one finishes it; every acknowledged write survives', async () => {
+    const addrs = nodes.map((n) => n.address);
+    const c = await CacheClient.connect(addrs, { timeoutMs: 10000 });
+    try {
+      // a few MiB in one shard, so the copy takes a while
+      const target = 2;
+      const value = Buffer.alloc(2048, 7);
+      const big: string[] = [];
+      for (let i = 0; big.length < 1500; i++) if (c.shardOfKey({ primary: Buffer.from(`big-${i}`), secondary: Buffer.alloc(0) }) === target) big.push(`big-${i}`);
+      for (let i = 0; i < big.length; i += 100) await c.multiPut(big.slice(i, i + 100).map((k) => ({ key: k, value })));
+      const metaLeader = nodes.find((n) => n.id === 'n1')!; // founder 1 leads the metadata group
+      expect((await http(httpPort(metaLeader), 'GET', '/api/health')).status).to.equal(200);
+
+      // writers on fresh keys all through the split and the crash; each acknowledged one is kept
+      const acked = new Map<string, number>();
+      let writing = true;
+      let failed = 0;
+      const writers = Array.from({ length: 4 }, async (_, w) => {
+        for (let i = 0; writing; i++) {
+          const k = `live-${w}-${i}`;
+          try {
+            acked.set(k, (await c.put(k, `v-${k}`)).version);
+          } catch {
+            failed++;
+          }
+        }
+      });
+
+      const via = nodes[1]!;
+      const split = http(httpPort(via), 'POST', `/api/cluster/shards/${target}/split`);
+      // wait until the split is recorded, then kill the coordinator
+      await eventually(async () => {
+        const r = await http(httpPort(via), 'GET', '/api/cluster/shards');
+        if (r.json['reshard'] === null) throw new Error('not recorded yet');
+      }, 10000, 5);
+      await metaLeader.proc.kill('SIGKILL');
+      const answer = await split;
+      // the forwarded request either ended with the first coordinator or found the move in progress
+      expect([200, 409, 503], JSON.stringify(answer.json)).to.include(answer.status);
+
+      // the new metadata leader resumes and finishes the split
+      const done = await eventually(async () => {
+        const r = await http(httpPort(via), 'GET', '/api/cluster/shards');
+        if (r.json['reshard'] !== null) throw new Error('still in progress');
+        return r.json['shards'] as ShardRow[];
+      }, 60000, 200);
+      const pieces = done.filter((s) => !s.retired && s.slot === target).sort((a, b) => a.hash_lo - b.hash_lo);
+      expect(pieces.map((s) => [s.hash_lo, s.hash_hi])).to.deep.equal([[0, 32768], [32768, 65536]]);
+      await metaLeader.proc.start();
+      await sleep(1000);
+      writing = false;
+      await Promise.all(writers);
+
+      for (const k of big) {
+        const g = await c.get(k);
+        expect(g.found, k).to.equal(true);
+        expect(g.value!.equals(value), k).to.equal(true);
+      }
+      for (const [k, version] of acked) expect(await c.get(k), k).to.deep.include({ found: true, version });
+      console.log(`      split of shard ${target} (${big.length} x 2 KiB) survived the coordinator's SIGKILL (answer ${answer.status}); ${acked.size} writes acknowledged, ${failed} failed, all readable`);
+
+      // and merged back through the restarted cluster
+      const res = await http(httpPort(nodes[0]!), 'POST', `/api/cluster/shards/${target}/merge`, JSON.stringify({ with: pieces[1]!.shard_id }));
+      expect(res.status, JSON.stringify(res.json)).to.equal(200);
+      expect(res.json['moved_keys'] as number).to.be.greaterThan(500);
+      for (const k of big) expect((await c.get(k)).found, k).to.equal(true);
+    } finally {
+      c.close();
+    }
+  });
 });
