@@ -55,6 +55,9 @@ import { RaftLogStore, type RaftLogOptions } from './raft-log.js';
 import { ShardRanges } from './shard-range.js';
 import type { GroupMessage, Transport } from './transport.js';
 
+/** Snapshot data per Raft-log write during log GC (bounds the memory a GC round holds). */
+const GC_BATCH_BYTES = 16 * 1024 * 1024;
+
 export type StoreErrorCode = 'NOT_LEADER' | 'PROPOSAL_DROPPED' | 'TIMEOUT' | 'UNAVAILABLE' | 'CLOSED' | 'NOT_FOUND' | 'WRONG_SHARD' | 'RANGE_MOVING';
 
 export class StoreError extends Error {
@@ -86,6 +89,12 @@ export interface HostOptions {
   quiesceAfterTicks?: number;
   /** Compact a group's log (snapshot) after this many applied entries. Default 10000. */
   snapshotEntries?: number;
+  /** Raft-log garbage collection: once this many bytes were written to the node's Raft log
+   *  since the last collection (or the groups' snapshot data, if more), the groups whose live
+   *  entries sit in old log segments are compacted (snapshot at their applied index) and the
+   *  segments nothing needs are deleted. Bounds the log's disk and memory. Default 64 MiB; 0
+   *  disables. */
+  logGcBytes?: number;
   /** Max bytes of commands batched into one entry. Default 1 MiB. */
   maxEntryBytes?: number;
   /** Proposals and reads fail with TIMEOUT after this. Default 5000 ms. */
@@ -174,7 +183,7 @@ export class MultiRaftHost {
   private readonly peerHeardAt = new Map<number, number>();
   private readonly rng: Rng;
   private readonly o: Required<Omit<HostOptions, 'lsm' | 'raftLog' | 'seed' | 'transport' | 'nodeId' | 'dataDir' | 'mayCreateReplica' | 'slotCount'>>;
-  readonly stats = { turns: 0, logWrites: 0, entriesProposed: 0, commandsProposed: 0, applyWrites: 0, messagesSent: 0, sends: 0, snapshotsCreated: 0, snapshotsApplied: 0, messagesReceived: 0, ticks: 0, replicasCreated: 0, replicasDestroyed: 0, reads: 0, followerReads: 0 };
+  readonly stats = { logGcs: 0, logGcCompactions: 0, logSegmentsDeletedBefore: 0, turns: 0, logWrites: 0, entriesProposed: 0, commandsProposed: 0, applyWrites: 0, messagesSent: 0, sends: 0, snapshotsCreated: 0, snapshotsApplied: 0, messagesReceived: 0, ticks: 0, replicasCreated: 0, replicasDestroyed: 0, reads: 0, followerReads: 0 };
 
   private constructor(
     private readonly opts: HostOptions,
@@ -190,6 +199,7 @@ export class MultiRaftHost {
       readOnlyOption: opts.readOnlyOption ?? 'safe',
       quiesceAfterTicks: opts.quiesceAfterTicks ?? 2 * electionTick,
       snapshotEntries: opts.snapshotEntries ?? 10000,
+      logGcBytes: opts.logGcBytes ?? 64 * 1024 * 1024,
       maxEntryBytes: opts.maxEntryBytes ?? 1 << 20,
       requestTimeoutMs: opts.requestTimeoutMs ?? 5000,
     };
@@ -869,6 +879,51 @@ export class MultiRaftHost {
       g.snapIndex = g.applied;
       this.stats.snapshotsCreated++;
     }
+    // 8. Raft-log GC, when enough was written since the last one
+    if (this.o.logGcBytes > 0 && this.log.stats.bytes - this.gcMark >= Math.max(this.o.logGcBytes, this.log.snapshotBytes())) await this.collectLogGarbage();
+  }
+
+  private gcMark = 0;
+
+  /**
+   * Frees the Raft log's old segments: groups whose live entries sit in them are compacted at
+   * their applied index first (their state is in the snapshot record, written to the current
+   * segment), then gc() deletes every segment no group needs. Runs inside the loop (the log takes
+   * one writer at a time). Entries not yet applied keep their segment until a later round.
+   */
+  private async collectLogGarbage(): Promise<void> {
+    this.gcMark = this.log.stats.bytes;
+    const current = this.log.currentSegment();
+    // one log write (one fsync) per GC_BATCH_BYTES of snapshot data, not one per group
+    let batch = this.log.batch();
+    let bytes = 0;
+    const done: Array<{ g: Group; index: number }> = [];
+    const flush = async (): Promise<void> => {
+      if (batch.empty) return;
+      await this.log.write(batch);
+      for (const d of done) d.g.snapIndex = d.index;
+      done.length = 0;
+      batch = this.log.batch();
+      bytes = 0;
+    };
+    for (const gid of this.log.groupsHoldingBefore(current)) {
+      const g = this.groups.get(gid);
+      if (!g || g.applied <= g.snapIndex || this.closed) continue;
+      const data = buildSnapshotData(this.engine, g.shardId, g.applied);
+      batch.createSnapshot(g.groupId, g.applied, g.confState, data);
+      done.push({ g, index: g.applied });
+      bytes += data.length;
+      this.stats.snapshotsCreated++;
+      this.stats.logGcCompactions++;
+      if (bytes >= GC_BATCH_BYTES) await flush();
+    }
+    await flush();
+    if (this.closed) return;
+    const r = await this.log.gc();
+    this.stats.logGcs++;
+    this.stats.logSegmentsDeletedBefore = r.deletedBefore;
+    // gc() re-wrote old snapshot and hard-state records: count from after them
+    this.gcMark = this.log.stats.bytes;
   }
 
   private readonly destroying = new Set<number>();

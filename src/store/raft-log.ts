@@ -204,6 +204,17 @@ export class RaftLogBatch {
     return this;
   }
 
+  /** A snapshot the application took (as createSnapshot, batched with others: one fsync). */
+  createSnapshot(groupId: number, index: number, confState: ConfState, data: Uint8Array): this {
+    const g = this.store.group(groupId);
+    if (index <= g.snapshot().metadata.index) throw new RaftError('SNAPSHOT_OUT_OF_DATE', `group ${groupId}: snapshot ${index} not newer than ${g.snapshot().metadata.index}`);
+    const s: Snapshot = { metadata: { index, term: g.term(index), confState: cloneConfState(confState) }, data };
+    this.records.push(encodeSnapshot(RecordType.CreateSnapshot, groupId, s));
+    this.ops.push((seg) => g.applyCreate(s, seg));
+    this.sync = true;
+    return this;
+  }
+
   applySnapshot(groupId: number, s: Snapshot): this {
     this.records.push(encodeSnapshot(RecordType.InstallSnapshot, groupId, s));
     this.ops.push((seg) => this.store.group(groupId).applyInstall(s, seg));
@@ -338,6 +349,21 @@ export class RaftLogStore {
 
   currentSegment(): number {
     return this.wal.currentSegment;
+  }
+
+  /** Bytes of snapshot data the groups' snapshot records hold (what a gc() may re-write). */
+  snapshotBytes(): number {
+    let n = 0;
+    for (const g of this.groups.values()) n += g.snapshot().data.length;
+    return n;
+  }
+
+  /** Groups whose oldest live entry sits in a segment before `segment`, oldest first. */
+  groupsHoldingBefore(segment: number): number[] {
+    return [...this.groups.values()]
+      .filter((g) => g.firstEntrySegment() < segment)
+      .sort((a, b) => a.firstEntrySegment() - b.firstEntrySegment())
+      .map((g) => g.groupId);
   }
 
   /** fsyncs of the log's WAL since open (metrics). */
