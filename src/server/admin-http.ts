@@ -87,6 +87,7 @@ export class AdminHttp {
           raft_log: { ...host.log.stats, syncs: host.log.syncs },
           transport: n.peerTransport.stats,
           engine: host.engine.stats(),
+          reshard: n.reshardStats,
           memory: process.memoryUsage(),
         };
       case 'GET /api/cluster/nodes':

@@ -64,6 +64,10 @@ export interface NodeConfig {
     readonly down_after_ms: number;
     /** Replicas one node may be moving in at a time (rebalancing budget). */
     readonly max_concurrent_moves: number;
+    /** A shard holding more than this many MiB is split automatically; 0 disables. */
+    readonly split_shard_mb: number;
+    /** How often a node checks the sizes of the shards it leads, ms. */
+    readonly split_check_ms: number;
     readonly shard_count: number;
     readonly vnodes_per_node: number;
     /** single: a one-node cluster of itself; bootstrap: founding member of `members`;
@@ -371,6 +375,8 @@ function buildSchema(): Record<string, Record<string, Leaf>> {
       vnodes_per_node: leaf('cluster', 'vnodes_per_node', { ...int(1, 4096), default: 128, doc: 'Virtual nodes per member on the consistent-hash ring. Must agree across the cluster.' }),
       down_after_ms: leaf('cluster', 'down_after_ms', { ...int(1000, 86_400_000), default: 30_000, doc: 'A member not heard from for this long is marked down and its shard replicas are re-created on other nodes (re-replication). Read by the metadata leader.' }),
       max_concurrent_moves: leaf('cluster', 'max_concurrent_moves', { ...int(1, 1024), default: 4, doc: 'Shard replicas a node, as shard leader, streams to new members at a time while rebalancing; bounds the load rebalancing adds to foreground traffic.' }),
+      split_shard_mb: leaf('cluster', 'split_shard_mb', { ...int(0, 1048576), default: 512, doc: 'A shard whose data (keys and stored values) exceeds this many MiB is split in two automatically: its leader checks every cluster.split_check_ms and asks the metadata leader. 0 disables. Merging is by hand (POST /api/cluster/shards/:id/merge).' }),
+      split_check_ms: leaf('cluster', 'split_check_ms', { ...int(100, 3_600_000), default: 10_000, doc: 'How often a node checks the sizes of the shards it leads against cluster.split_shard_mb, ms.' }),
     },
     storage: {
       engine_type: leaf('storage', 'engine_type', { format: 'distcache-enum', values: ['lsm_tree'], default: 'lsm_tree', doc: 'Storage engine; only "lsm_tree".' }),
@@ -583,6 +589,8 @@ export function loadConfig(options: LoadConfigOptions = {}): NodeConfig {
       replication_target: rfSet ?? 3,
       down_after_ms: c['down_after_ms'] as number,
       max_concurrent_moves: c['max_concurrent_moves'] as number,
+      split_shard_mb: c['split_shard_mb'] as number,
+      split_check_ms: c['split_check_ms'] as number,
       shard_count: c['shard_count'] as number,
       vnodes_per_node: c['vnodes_per_node'] as number,
       mode,

@@ -28,6 +28,7 @@ import { MultiRaftHost, StoreError } from '../store/host.js';
 import { HashRing, META_SHARD_ID, type ShardMap, SHARD_PREFIX_BYTES, ShardRouter, computeShardMap, decodeKey, encodeKey, initHashing, shardKeyPrefix, shardKeyRange, wholeSlot } from '../ring/index.js';
 import { type ReshardResult, Resharder, type ShardCommandResponse, type ShardScanResponse } from './reshard.js';
 import { scanFrozen } from '../store/range-move.js';
+import { AutoSplitter } from '../cluster/auto-split.js';
 import { MetaManager, type MetaView } from '../cluster/meta-manager.js';
 import { type ClusterRecord, MAX_META_VOTERS, META_FORMAT_V1, type PlacementRecord, liveMembers, placementFromShardMap, shardMapFromPlacement } from '../cluster/meta-state.js';
 import { ClusterController } from '../cluster/controller.js';
@@ -78,6 +79,8 @@ export class CacheNode {
   private router: ShardRouter;
   private resharder!: Resharder;
   private reshardTimer: NodeJS.Timeout | undefined;
+  private autoSplit!: AutoSplitter;
+  private autoSplitTimer: NodeJS.Timeout | undefined;
   /** founders: the static bootstrap records (every founder computes identical ones) */
   private readonly founding: { cluster: ClusterRecord; placement: PlacementRecord } | undefined;
   /** whether the data directory was used before (IDENTITY present) */
@@ -320,6 +323,19 @@ export class CacheNode {
       this.resharder.resume()?.catch((err: unknown) => this.log(`resuming a split/merge failed (will retry): ${(err as Error).message}`));
     }, RESHARD_RESUME_MS);
     this.reshardTimer.unref();
+    this.autoSplit = new AutoSplitter({
+      host: this.host,
+      meta: this.meta,
+      thresholdBytes: c.cluster.split_shard_mb * 1024 * 1024,
+      split: (shardId) => this.reshardCall({ op: 'split', shard_id: shardId }),
+      log: (l) => this.log(l),
+    });
+    if (c.cluster.split_shard_mb > 0) {
+      this.autoSplitTimer = setInterval(() => {
+        if (!this.stopping) void this.autoSplit.check();
+      }, c.cluster.split_check_ms);
+      this.autoSplitTimer.unref();
+    }
     // Preferred leaders campaign right away (no election timeout to wait for at start-up).
     for (const s of campaign) if (!this.host.isLeader(s)) this.host.campaign(s);
     if (founding && !this.meta.current) {
@@ -627,6 +643,11 @@ export class CacheNode {
     return { started: this.controller?.rebalancer.round() ?? 0 };
   }
 
+  /** Split/merge counters for /api/stats. */
+  get reshardStats(): { auto_split: { checks: number; requested: number; failed: number }; running: boolean } {
+    return { auto_split: { ...this.autoSplit.stats }, running: this.resharder.busy };
+  }
+
   get clusterController(): ClusterController | undefined {
     return this.controller;
   }
@@ -907,6 +928,7 @@ export class CacheNode {
     this.stopping ??= (async () => {
       this.controller?.stop();
       clearInterval(this.reshardTimer);
+      clearInterval(this.autoSplitTimer);
       this.meta?.close();
       await this.admin?.close();
       await this.metricsHttp?.close();

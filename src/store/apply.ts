@@ -451,3 +451,16 @@ export function buildSnapshotData(engine: LsmEngine, shardId: number, index: num
   }
   return w.finish();
 }
+
+/** Bytes of keys and stored values of a shard in the engine's current state. */
+export function shardDataBytes(engine: LsmEngine, shardId: number): number {
+  const range = shardKeyRange(shardId);
+  let n = 0;
+  const it = engine.iterator({ gte: range.gte, lt: range.lt });
+  try {
+    for (let e = it.next(); e; e = it.next()) n += e[0].length + e[1].length;
+  } finally {
+    it.close();
+  }
+  return n;
+}

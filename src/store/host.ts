@@ -49,7 +49,7 @@ import {
 } from '../raft/index.js';
 import { MAX_SHARD_COUNT } from '../ring/index.js';
 import { Rng } from '../util/rng.js';
-import { ApplyBatch, type ReadResult, buildSnapshotData, readApplied, readValue } from './apply.js';
+import { ApplyBatch, type ReadResult, buildSnapshotData, readApplied, readValue, shardDataBytes } from './apply.js';
 import { type Command, type CommandResult, type TaggedCommand, MAX_OPS_PER_ENTRY, commandBytes, encodeEntry, validateCommand } from './commands.js';
 import { RaftLogStore, type RaftLogOptions } from './raft-log.js';
 import { ShardRanges } from './shard-range.js';
@@ -415,6 +415,23 @@ export class MultiRaftHost {
     g.node.transferLeader(to);
     this.dirty.add(g);
     this.kick();
+  }
+
+  /** Upper bound of the bytes the shard holds on this replica, without reading the engine: its
+   *  last snapshot's data plus every entry applied since (an overwrite counts twice). */
+  shardSizeEstimate(shardId: number): number {
+    const g = this.group(shardId);
+    const st = this.log.group(g.groupId);
+    let n = st.snapshot().data.length;
+    if (g.applied > g.snapIndex && g.snapIndex >= st.firstIndex() - 1) {
+      for (const e of st.entries(g.snapIndex + 1, Math.min(g.applied, st.lastIndex()) + 1, Number.MAX_SAFE_INTEGER)) n += e.data.length;
+    }
+    return n;
+  }
+
+  /** Bytes of keys and stored values the shard holds in this node's engine (a range scan). */
+  shardBytes(shardId: number): number {
+    return shardDataBytes(this.engine, shardId);
   }
 
   appliedIndex(shardId: number): number {

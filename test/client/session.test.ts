@@ -153,8 +153,9 @@ describe('client: follower reads (3-node cluster)', function () {
         return shard.replicas.filter((r) => r !== shard.leader);
       }, 20000, 100);
       expect(followers).to.have.length(2);
+      // leadership may still move (leader balancing after start-up), so count on every node
       const before = new Map<string, number>();
-      for (const f of followers) before.set(f, await followerReads(f));
+      for (const id of ids) before.set(id, await followerReads(id));
       let version = w.version;
       for (let i = 0; i < 12; i++) {
         // each read follows a write acknowledged before it: it must see that write
@@ -162,7 +163,10 @@ describe('client: follower reads (3-node cluster)', function () {
         const g = await c.get('fr:k', { consistency: 'follower' });
         expect(g, `read ${i}`).to.deep.include({ found: true, version });
       }
-      for (const f of followers) expect(await followerReads(f), f).to.be.greaterThan(before.get(f)!);
+      // round-robin over three replicas: about 8 of the 12 reads land on followers, on two nodes
+      const served = await Promise.all(ids.map(async (id) => (await followerReads(id)) - before.get(id)!));
+      expect(served.reduce((a, b) => a + b, 0), JSON.stringify(served)).to.be.at.least(6);
+      expect(served.filter((n) => n > 0).length, JSON.stringify(served)).to.be.at.least(2);
       // multiGet and rangeScan with follower consistency see the same state
       expect((await c.multiGet(['fr:k'], { consistency: 'follower' }))[0]).to.deep.include({ found: true, version });
       expect((await c.rangeScan({ start: 'fr:', end: 'fr;', consistency: 'follower' })).map((x) => x.version)).to.deep.equal([version]);

@@ -8,7 +8,7 @@
 // destroyed everywhere, and bad split/merge requests answered with clear errors.
 import { expect } from 'chai';
 import { CacheClient } from '../../src/client/index.js';
-import { type ClusterNode, eventually, http, localCluster, rmDir } from './harness.js';
+import { type ClusterNode, ServerProc, eventually, freePorts, http, localCluster, rmDir, singleNodeArgs, tmpDir } from './harness.js';
 import { LinWorkload, testSeed } from './lin-workload.js';
 
 const SHARDS = 4;
@@ -210,6 +210,48 @@ describe('server: shard split and merge under load (3 processes, checked history
       expect(res.status, JSON.stringify(res.json)).to.equal(200);
       expect(res.json['moved_keys'] as number).to.be.greaterThan(500);
       for (const k of big) expect((await c.get(k)).found, k).to.equal(true);
+    } finally {
+      c.close();
+    }
+  });
+});
+
+describe('server: automatic split (cluster.split_shard_mb)', function () {
+  this.timeout(120000);
+  let srv: ServerProc | undefined;
+  let dir = '';
+
+  after(async () => {
+    await srv?.kill('SIGKILL');
+    if (dir) rmDir(dir);
+  });
+
+  it('splits shards that outgrow the threshold until none does; every key stays readable', async () => {
+    dir = tmpDir();
+    const ports = await freePorts(4);
+    srv = new ServerProc({ args: singleNodeArgs(dir, ports), env: { DISTCACHE_CLUSTER_SHARD_COUNT: '2', DISTCACHE_CLUSTER_SPLIT_SHARD_MB: '1', DISTCACHE_CLUSTER_SPLIT_CHECK_MS: '300', DISTCACHE_SERVER_REQUEST_TIMEOUT_MS: '5000' } });
+    await srv.start();
+    const c = await CacheClient.connect([`127.0.0.1:${ports[0]}`], { timeoutMs: 10000 });
+    try {
+      const value = Buffer.alloc(4096, 3);
+      const keys = Array.from({ length: 900 }, (_, i) => `auto-${i}`); // ~3.6 MiB over 2 shards
+      for (let i = 0; i < keys.length; i += 50) await c.multiPut(keys.slice(i, i + 50).map((k) => ({ key: k, value })));
+      // ~1.8 MiB per shard: each splits (once, or twice where the hash put more keys in one half)
+      // until it settles: no split for 2 s (several check periods)
+      let last = -1;
+      const shards = await eventually(async () => {
+        const r = await http(ports[2]!, 'GET', '/api/cluster/shards');
+        const live = (r.json['shards'] as ShardRow[]).filter((s) => !s.retired);
+        const settled = live.length === last && r.json['reshard'] === null;
+        last = live.length;
+        if (!settled || live.length < 4) throw new Error(`${live.length} shards`);
+        return live;
+      }, 60000, 2000);
+      // ~1.8 MiB per slot: every slot split at least once, and no piece smaller than an eighth
+      expect(new Set(shards.map((s) => s.slot)).size).to.equal(2);
+      for (const slot of [0, 1]) expect(shards.filter((s) => s.slot === slot).length, `pieces of slot ${slot}`).to.be.within(2, 4);
+      for (const k of keys) expect((await c.get(k)).found, k).to.equal(true);
+      expect(srv.err).to.match(/holds \d+\.\d MiB \(> 1\.0 MiB\): splitting it/);
     } finally {
       c.close();
     }
