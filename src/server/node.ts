@@ -572,6 +572,7 @@ export class CacheNode {
   }
 
   private shardLeaderCheck(shardId: number): void {
+    if (shardId === META_SHARD_ID) throw new KvError('INVALID_ARGUMENT', 'the cluster metadata shard takes no range moves');
     if (!this.host.hasReplica(shardId)) throw this.notHere(shardId);
     if (!this.host.isLeader(shardId)) throw new StoreError('NOT_LEADER', `node ${this.config.cluster.node_id} does not lead shard ${shardId}`, this.host.leaderOf(shardId));
   }
