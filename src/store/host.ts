@@ -538,7 +538,12 @@ export class MultiRaftHost {
         g.confWait.reject(new StoreError('TIMEOUT', `membership change of shard ${g.shardId} not applied in ${this.o.requestTimeoutMs} ms`));
         g.confWait = undefined;
       }
-      if (g.readCtx.size === 0 && g.readWait.length === 0) continue;
+      if (g.readCtx.size === 0 && g.readWait.length === 0 && g.reads.length === 0) continue;
+      if (g.reads.length > 0) {
+        // reads held while no leader is known (flushQueues)
+        for (const r of g.reads) if (r.deadline <= now) r.reject(new StoreError('TIMEOUT', `read on shard ${g.shardId} timed out: no leader known`));
+        g.reads = g.reads.filter((r) => r.deadline > now);
+      }
       for (const [ctx, reads] of g.readCtx) {
         const live = reads.filter((r) => r.deadline > now);
         for (const r of reads) if (r.deadline <= now) r.reject(new StoreError('TIMEOUT', `read on shard ${g.shardId} timed out (leader ${g.node.raft.lead || 'unknown'})`, g.node.raft.lead));
@@ -765,7 +770,8 @@ export class MultiRaftHost {
       g.queueBytes = 0;
       g.queueOps = 0;
     }
-    if (g.reads.length > 0) {
+    // no leader known (an election is on): hold the reads until one is (resendReads), or their deadline
+    if (g.reads.length > 0 && (g.node.raft.lead !== 0 || g.node.raft.role === StateRole.Leader)) {
       const reads = g.reads;
       g.reads = [];
       const ctx = Buffer.allocUnsafe(8);
@@ -877,6 +883,7 @@ export class MultiRaftHost {
     for (const [g, rd] of readies) {
       g.node.advance();
       if (rd.softState && rd.softState.role !== StateRole.Leader) this.dropPending(g);
+      if (rd.softState) this.resendReads(g);
       if (g.node.hasReady()) this.dirty.add(g);
     }
     // membership changes resolve after advance(): Raft accepts the next one only then
@@ -977,6 +984,20 @@ export class MultiRaftHost {
       this.stats.messagesSent += batch.length;
       this.opts.transport.send(node, batch);
     }
+  }
+
+  /**
+   * The leader changed (or this replica lost leadership): ReadIndex requests still waiting for
+   * their read index were sent to, or held by, the old leader, which may never answer. Queue
+   * them again for the current leader (a late answer to an old request is ignored: its context
+   * is gone). Reads that already have their index keep it: any leader's index is valid.
+   */
+  private resendReads(g: Group): void {
+    for (const reads of g.readCtx.values()) g.reads.push(...reads);
+    g.readCtx.clear();
+    if (g.reads.length === 0) return;
+    this.dirty.add(g);
+    this.kick();
   }
 
   private readState(g: Group, rs: ReadState): void {

@@ -132,6 +132,19 @@ describe('store: MultiRaftHost (3 hosts, LocalHub, real files)', function () {
     }
   });
 
+  it('a follower read sent to a leader that dies is re-sent to the next leader (not left to time out)', async () => {
+    c = new TestCluster([1, 2, 3], [0], { requestTimeoutMs: 60000 });
+    await c.startAll();
+    c.hosts.get(1)!.campaign(0);
+    await c.waitLeaders();
+    const w = await c.leader(0)!.propose(0, { ops: [{ type: 'put', key: k('r'), value: v('x') }] });
+    await c.stop(1);
+    // host 2 still believes host 1 leads: its ReadIndex request goes to a dead node
+    const read = c.hosts.get(2)!.read(0, k('r'));
+    const outcome = await Promise.race([read.then((r) => r.version), new Promise<string>((r) => setTimeout(() => r('still waiting after 15 s'), 15000))]);
+    expect(outcome).to.equal((w.results[0] as { version: number }).version);
+  });
+
   it('restart: the persisted applied index prevents double apply; a putIfVersionMatch chain continues across a full restart', async () => {
     c = new TestCluster([1, 2, 3], [0, 1, 2]);
     await c.startAll();
