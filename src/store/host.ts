@@ -904,10 +904,12 @@ export class MultiRaftHost {
       this.stats.snapshotsCreated++;
     }
     // 8. Raft-log GC, when enough was written since the last one
-    if (this.o.logGcBytes > 0 && this.log.stats.bytes - this.gcMark >= Math.max(this.o.logGcBytes, this.log.snapshotBytes())) await this.collectLogGarbage();
+    if (this.o.logGcBytes > 0 && (this.gcSegment > 0 || this.log.stats.bytes - this.gcMark >= Math.max(this.o.logGcBytes, this.log.snapshotBytes()))) await this.collectLogGarbage();
   }
 
   private gcMark = 0;
+  /** a GC round in progress: the segment it frees up to (0: none) */
+  private gcSegment = 0;
 
   /**
    * Frees the Raft log's old segments: groups whose live entries sit in them are compacted at
@@ -916,8 +918,14 @@ export class MultiRaftHost {
    * one writer at a time). Entries not yet applied keep their segment until a later round.
    */
   private async collectLogGarbage(): Promise<void> {
-    this.gcMark = this.log.stats.bytes;
-    const current = this.log.currentSegment();
+    // A round compacts at most GC_BATCH_BYTES of snapshot data per loop turn (building snapshots
+    // is synchronous engine reads: a long turn would delay heartbeats past election timeouts);
+    // the next turns continue it, and the segments are deleted once nothing holds them.
+    if (this.gcSegment === 0) {
+      this.gcMark = this.log.stats.bytes;
+      this.gcSegment = this.log.currentSegment();
+    }
+    const current = this.gcSegment;
     // one log write (one fsync) per GC_BATCH_BYTES of snapshot data, not one per group
     let batch = this.log.batch();
     let bytes = 0;
@@ -939,9 +947,13 @@ export class MultiRaftHost {
       bytes += data.length;
       this.stats.snapshotsCreated++;
       this.stats.logGcCompactions++;
-      if (bytes >= GC_BATCH_BYTES) await flush();
+      if (bytes >= GC_BATCH_BYTES) {
+        await flush();
+        return; // more next turn
+      }
     }
     await flush();
+    this.gcSegment = 0;
     if (this.closed) return;
     const r = await this.log.gc();
     this.stats.logGcs++;
