@@ -20,6 +20,7 @@ export interface AutoSplitDeps {
 export class AutoSplitter {
   readonly stats = { checks: 0, requested: 0, failed: 0 };
   private inFlight = false;
+  private readonly estimates = new Map<number, { applied: number; bytes: number }>();
 
   constructor(private readonly d: AutoSplitDeps) {}
 
@@ -31,7 +32,11 @@ export class AutoSplitter {
     let biggest: { shardId: number; bytes: number } | undefined;
     for (const shardId of host.shardIds()) {
       if (shardId === META_SHARD_ID || !host.isLeader(shardId)) continue;
-      if (host.shardSizeEstimate(shardId) <= thresholdBytes) continue;
+      // an idle shard (nothing applied since the last round) keeps its estimate: idle costs ~nothing
+      const applied = host.appliedIndex(shardId);
+      let seen = this.estimates.get(shardId);
+      if (seen?.applied !== applied) this.estimates.set(shardId, (seen = { applied, bytes: host.shardSizeEstimate(shardId) }));
+      if (seen.bytes <= thresholdBytes) continue;
       const bytes = host.shardBytes(shardId);
       if (bytes > thresholdBytes && (!biggest || bytes > biggest.bytes)) biggest = { shardId, bytes };
     }
