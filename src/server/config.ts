@@ -375,7 +375,7 @@ function buildSchema(): Record<string, Record<string, Leaf>> {
       vnodes_per_node: leaf('cluster', 'vnodes_per_node', { ...int(1, 4096), default: 128, doc: 'Virtual nodes per member on the consistent-hash ring. Must agree across the cluster.' }),
       down_after_ms: leaf('cluster', 'down_after_ms', { ...int(1000, 86_400_000), default: 30_000, doc: 'A member not heard from for this long is marked down and its shard replicas are re-created on other nodes (re-replication). Read by the metadata leader.' }),
       max_concurrent_moves: leaf('cluster', 'max_concurrent_moves', { ...int(1, 1024), default: 4, doc: 'Shard replicas a node, as shard leader, streams to new members at a time while rebalancing; bounds the load rebalancing adds to foreground traffic.' }),
-      split_shard_mb: leaf('cluster', 'split_shard_mb', { ...int(0, 1048576), default: 512, doc: 'A shard whose data (keys and stored values) exceeds this many MiB is split in two automatically: its leader checks every cluster.split_check_ms and asks the metadata leader. 0 disables. Merging is by hand (POST /api/cluster/shards/:id/merge).' }),
+      split_shard_mb: leaf('cluster', 'split_shard_mb', { ...int(0, 1048576), default: 128, doc: 'A shard whose data (keys and stored values) exceeds this many MiB is split in two automatically: its leader checks every cluster.split_check_ms and asks the metadata leader. 0 disables. Merging is by hand (POST /api/cluster/shards/:id/merge).' }),
       split_check_ms: leaf('cluster', 'split_check_ms', { ...int(100, 3_600_000), default: 10_000, doc: 'How often a node checks the sizes of the shards it leads against cluster.split_shard_mb, ms.' }),
     },
     storage: {
