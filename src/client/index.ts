@@ -266,6 +266,8 @@ export class CacheClient {
           // not applied: re-learn the routing (a split or merge moved the key) and go again
           if (this.closed) throw err;
           if (attempt > 0 || err.code === 'RANGE_MOVING') await sleep(Math.min(200, 10 << attempt));
+          // a move lasts as long as its copy: keep retrying it until the op's deadline
+          if (err.code === 'RANGE_MOVING') attempt = Math.min(attempt, 3);
           await this.refresh().catch(() => undefined);
           if (key) shard = this.shardOfKey(key);
           addr = this.target(shard, anyReplica);
