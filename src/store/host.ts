@@ -505,6 +505,7 @@ export class MultiRaftHost {
       const g = this.group(shardId);
       return new Promise((resolve, reject) => {
         g.reads.push({ key: Buffer.alloc(0), barrier: true, resolve: () => resolve(), reject, deadline: Date.now() + this.o.requestTimeoutMs });
+        this.wake(g);
         this.dirty.add(g);
         this.kick();
       });
