@@ -314,11 +314,19 @@ export class MultiRaftHost {
       }
       fresh.push(gid);
     }
-    await this.log.write(b);
-    const ab = new ApplyBatch(this.engine, this.ranges);
-    for (const gid of fresh) if (readApplied(this.engine, gid - 1) < 1) ab.applySnapshot(gid - 1, 1, new Uint8Array(0));
-    await ab.commit();
-    for (const gid of fresh) this.startGroup(gid);
+    // until they are started, messages for these groups must not create them another way
+    // (maybeCreateReplica during the awaits below would start a second replica on the storage
+    // the bootstrap snapshot is being written to)
+    for (const gid of fresh) this.bootstrapping.add(gid);
+    try {
+      await this.log.write(b);
+      const ab = new ApplyBatch(this.engine, this.ranges);
+      for (const gid of fresh) if (readApplied(this.engine, gid - 1) < 1) ab.applySnapshot(gid - 1, 1, new Uint8Array(0));
+      await ab.commit();
+      for (const gid of fresh) if (!this.groups.has(gid)) this.startGroup(gid);
+    } finally {
+      for (const gid of fresh) this.bootstrapping.delete(gid);
+    }
     this.kick();
   }
 
@@ -671,7 +679,7 @@ export class MultiRaftHost {
     if (m.type !== MessageType.App && m.type !== MessageType.Heartbeat && m.type !== MessageType.Snap) return undefined;
     const shardId = groupId - 1;
     if (shardId < 0 || shardId >= MAX_SHARD_COUNT || !this.opts.mayCreateReplica?.(shardId)) return undefined;
-    if (this.destroying.has(groupId)) return undefined;
+    if (this.destroying.has(groupId) || this.bootstrapping.has(groupId)) return undefined;
     this.stats.replicasCreated++;
     return this.startGroup(groupId);
   }
@@ -971,6 +979,8 @@ export class MultiRaftHost {
   }
 
   private readonly destroying = new Set<number>();
+  /** groups addShards() is creating (see there) */
+  private readonly bootstrapping = new Set<number>();
 
   /** Forgets a replica this node no longer belongs to: its Raft state and its shard's data. */
   private async destroyReplica(g: Group): Promise<void> {
