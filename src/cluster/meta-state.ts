@@ -10,6 +10,7 @@
 // Values are JSON with a format number: small (a few dozen bytes per member and per shard),
 // readable with cache-cli, and easy to evolve. Layout: src/cluster/FORMAT.md.
 import { encodeKey, type ShardMap, type ShardRange } from '../ring/index.js';
+import type { RangeMove } from '../store/range-move.js';
 import { KvError } from '../util/errors.js';
 
 export const META_FORMAT_V1 = 1;
@@ -68,14 +69,8 @@ export interface PlacementRecord {
 }
 
 /** A split or merge in progress: the range move and the floor its freeze returned. */
-export interface ReshardRecord {
+export interface ReshardRecord extends RangeMove {
   op: 'split' | 'merge';
-  moveId: string;
-  from: number;
-  to: number;
-  slot: number;
-  lo: number;
-  hi: number;
   /** version floor of the source (0 until the freeze returned it) */
   floor: number;
 }

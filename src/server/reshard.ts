@@ -140,7 +140,7 @@ export class Resharder {
       if (Date.now() > deadline) throw new KvError('UNAVAILABLE', `shard ${rec.to} has no leader after ${LEADER_WAIT_MS} ms`);
       await sleep(50);
     }
-    const stats = await runMove(this.moveDeps(), { moveId: rec.moveId, from: rec.from, to: rec.to, slot: rec.slot, lo: rec.lo, hi: rec.hi }, rec.floor, async (floor) => {
+    const stats = await runMove(this.moveDeps(), rec, rec.floor, async (floor) => {
       if (floor === rec.floor) return;
       await this.d.meta.update((cur) => (cur.placement.reshard?.moveId === rec.moveId ? { placement: { ...cur.placement, reshard: { ...rec, floor } } } : undefined));
     });
