@@ -1,5 +1,6 @@
 // A 3-host in-process cluster over LocalHub with real files, for the store tests.
-import { MultiRaftHost, type HostOptions } from '../../src/store/host.js';
+import { MultiRaftHost, StoreError, type HostOptions } from '../../src/store/host.js';
+import { type MoveDeps, scanFrozen } from '../../src/store/range-move.js';
 import { LocalHub } from '../../src/store/transport.js';
 import { tempDir } from '../helpers/tmp.js';
 
@@ -63,4 +64,26 @@ export class TestCluster {
   async closeAll(): Promise<void> {
     for (const id of [...this.hosts.keys()]) await this.stop(id);
   }
+}
+
+/** Range-move steps run at each shard's current leader in the cluster (what the metadata
+ *  leader's RPCs do in a real cluster); `beforeCall` may throw to simulate a driver crash. */
+export function leaderMoveDeps(c: TestCluster, beforeCall: () => void = () => {}): MoveDeps {
+  const leader = (shard: number): MultiRaftHost => {
+    const l = c.leader(shard);
+    if (!l) throw new StoreError('UNAVAILABLE', `no leader of shard ${shard}`);
+    return l;
+  };
+  return {
+    propose: async (shard, ops) => {
+      beforeCall();
+      return leader(shard).propose(shard, { ops });
+    },
+    scan: async (shard, moveId, lo, hi, after, maxBytes) => {
+      beforeCall();
+      const l = leader(shard);
+      await l.barrier(shard);
+      return scanFrozen(l.engine, l.ranges, shard, moveId, lo, hi, after, maxBytes);
+    },
+  };
 }

@@ -8,9 +8,9 @@
 import { expect } from 'chai';
 import { type RoutedShard, ShardRouter, SUB_SPACE, encodeKey, splitPoint } from '../../src/ring/index.js';
 import { StoreError, type MultiRaftHost } from '../../src/store/host.js';
-import { type MoveDeps, type RangeMove, runMove, scanFrozen } from '../../src/store/range-move.js';
+import { type MoveDeps, type RangeMove, runMove } from '../../src/store/range-move.js';
 import { Rng } from '../../src/util/rng.js';
-import { TestCluster, waitFor } from './helpers.js';
+import { TestCluster, leaderMoveDeps, waitFor } from './helpers.js';
 
 const SLOTS = 2;
 const SPARE = [2, 3, 4, 5, 6, 7];
@@ -82,21 +82,9 @@ describe('store: seeded simulation of splits and merges with host restarts and d
     /** deps that "crash" the driver after `crashAfter` calls (Infinity: never) */
     const deps = (crashAfter: number): MoveDeps => {
       let calls = 0;
-      const tick = (): void => {
+      return leaderMoveDeps(c, () => {
         if (++calls > crashAfter) throw new DriverCrash(`driver crash after ${crashAfter} calls`);
-      };
-      return {
-        propose: async (shard, ops) => {
-          tick();
-          return leader(shard).propose(shard, { ops });
-        },
-        scan: async (shard, moveId, lo, hi, after, maxBytes) => {
-          tick();
-          const l = leader(shard);
-          await l.barrier(shard);
-          return scanFrozen(l.engine, l.ranges, shard, moveId, lo, hi, after, maxBytes);
-        },
-      };
+      });
     };
 
     const events: string[] = [];

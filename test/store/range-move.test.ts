@@ -8,10 +8,10 @@
 import { expect } from 'chai';
 import { ShardRouter, SUB_SPACE, keyPosition, encodeKey } from '../../src/ring/index.js';
 import { StoreError, type MultiRaftHost } from '../../src/store/host.js';
-import { type RangeMove, runMove, scanFrozen } from '../../src/store/range-move.js';
+import { type RangeMove, runMove } from '../../src/store/range-move.js';
 import { rangeRecordStorageKey } from '../../src/store/shard-range.js';
 import { shardKeyRange } from '../../src/ring/index.js';
-import { TestCluster, waitFor } from './helpers.js';
+import { TestCluster, leaderMoveDeps, waitFor } from './helpers.js';
 import { Rng } from '../../src/util/rng.js';
 
 const SLOTS = 2;
@@ -47,15 +47,6 @@ describe('store: range moves for split and merge (3 hosts)', function () {
     if (!l) throw new StoreError('UNAVAILABLE', `no leader of shard ${shard}`);
     return l;
   }
-
-  const deps = {
-    propose: (shard: number, ops: Parameters<MultiRaftHost['propose']>[1]['ops']) => leader(shard).propose(shard, { ops }),
-    scan: async (shard: number, moveId: string, lo: number, hi: number, after: Buffer | undefined, maxBytes: number) => {
-      const l = leader(shard);
-      await l.barrier(shard);
-      return scanFrozen(l.engine, l.ranges, shard, moveId, lo, hi, after, maxBytes);
-    },
-  };
 
   it('moves half a shard out and back under writes: no acknowledged write lost, no refused write applied, versions keep growing', async () => {
     const seed = Number(process.env['SEED'] ?? Date.now() % 100000);
@@ -106,7 +97,7 @@ describe('store: range moves for split and merge (3 hosts)', function () {
 
     const out: RangeMove = { moveId: 'split-0', from: 0, to: 2, slot: 0, lo: MID, hi: SUB_SPACE };
     await c.stop(3); // host 3 misses the move and catches up later
-    const st1 = await runMove(deps, out);
+    const st1 = await runMove(leaderMoveDeps(c), out);
     router = new ShardRouter(SLOTS, [
       { shardId: 0, range: { slot: 0, lo: 0, hi: MID } },
       { shardId: 2, range: { slot: 0, lo: MID, hi: SUB_SPACE } },
@@ -117,7 +108,7 @@ describe('store: range moves for split and merge (3 hosts)', function () {
 
     await c.start(3);
     const back: RangeMove = { moveId: 'merge-2', from: 2, to: 0, slot: 0, lo: MID, hi: SUB_SPACE };
-    await runMove(deps, back);
+    await runMove(leaderMoveDeps(c), back);
     router = new ShardRouter(SLOTS, [{ shardId: 0, range: { slot: 0, lo: 0, hi: SUB_SPACE } }, { shardId: 1, range: { slot: 1, lo: 0, hi: SUB_SPACE } }, { shardId: 2, range: { slot: 0, lo: 0, hi: 0 } }]);
     await new Promise((r) => setTimeout(r, 200));
     writing = false;
@@ -171,8 +162,8 @@ describe('store: range moves for split and merge (3 hosts)', function () {
     expect(((await range('release', {})).results[0] as { ok: boolean }).ok).to.equal(false);
     // a piece from the middle cannot be frozen (ranges stay contiguous)
     expect(((await h.propose(0, { ops: [{ type: 'range', key: Buffer.from([0, 0]), value: Buffer.from(JSON.stringify({ kind: 'freeze', moveId: 'x', lo: 10, hi: 20 })) }] })).results[0] as { ok: boolean }).ok).to.equal(false);
-    const first = await runMove(deps, m);
-    const again = await runMove(deps, m, first.floor);
+    const first = await runMove(leaderMoveDeps(c), m);
+    const again = await runMove(leaderMoveDeps(c), m, first.floor);
     expect(again.keys).to.equal(0);
     const sub = keyPosition(Buffer.from(k), SLOTS).sub;
     const owner = sub < MID ? 2 : 0;
