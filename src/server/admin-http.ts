@@ -84,7 +84,7 @@ export class AdminHttp {
           requests: { ...n.requests, in_flight: n.inFlightRequests },
           connections: { ...n.connectionStats, max: n.config.server.max_connections },
           host: host.stats,
-          raft_log: { ...host.log.stats, syncs: host.log.syncs },
+          raft_log: { ...host.log.stats, syncs: host.log.syncs, syncMs: host.log.walStats.syncMs, writeMs: host.log.walStats.writeMs },
           transport: n.peerTransport.stats,
           engine: host.engine.stats(),
           reshard: n.reshardStats,

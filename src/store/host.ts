@@ -2,17 +2,23 @@
 // timer and ONE ready loop (TiKV batch-system style), over ONE node-wide Raft log
 // (./raft-log.ts) and ONE LsmEngine (./apply.ts).
 //
-// One loop turn:
+// One loop turn (pipelined: see the ordering rules R1-R5 at "the ready loop" below):
 //   1. proposals queued since the last turn become ONE entry per shard (group commit across
 //      clients); reads queued per shard become ONE ReadIndex request per shard;
-//   2. Ready is collected from every group that may have one (a dirty set: ticked, stepped,
-//      proposed or read since the last turn — idle groups are not even polled);
+//   2. Ready is collected from every group that may have one and is not in flight in an earlier
+//      turn (a dirty set: ticked, stepped, proposed or read since the last turn — idle groups are
+//      not even polled);
 //   3. snapshots, entries and hard states of all of them go into ONE RaftLogStore write (one
-//      append, one fsync);
-//   4. messages are sent batched per destination node (one Transport.send per peer per turn);
-//   5. committed entries and snapshots of all groups are applied with ONE engine write
-//      (ApplyBatch); proposals are resolved, reads whose index is applied are served;
-//   6. advance(); log compaction (createSnapshot) for groups that applied enough entries.
+//      append, one fsync), started but not awaited; a leader's appends and heartbeats are sent
+//      right away, and committed entries that were already durable are applied right away (ONE
+//      engine write) and their proposals resolved;
+//   4. once the write is durable: the other messages are sent, batched per destination node (one
+//      Transport.send per peer), then the remaining committed entries and snapshots are applied
+//      with ONE engine write (ApplyBatch); reads whose index is applied are served;
+//   5. log compaction (createSnapshot) for groups that applied enough entries; advance().
+// The next turn may begin while this one waits for its fsync (the WAL folds waiting writes into
+// one fsync), so a put's leader append, follower append and leader apply do not each wait
+// behind a whole serial turn of the node's other groups.
 //
 // Replica ids are node ids; group id = shard id + 1 (group ids must be > 0).
 //
@@ -161,9 +167,35 @@ interface Group {
   quiescedAt: number;
   idleTicks: number;
   lastIndexSeen: number;
+  /** its Ready is handed out and not yet advanced (a turn is persisting/applying it) */
+  inFlight: boolean;
+  /** marked dirty while in flight: look at it again once advanced */
+  redo: boolean;
+  /** term and vote of the last hard state handed to the log (a change must be durable before
+   *  any message of its Ready leaves) */
+  hsTerm: number;
+  hsVote: number;
   /** a membership change proposed here, waiting for its entry to apply */
   confWait: { resolve: (c: ConfState) => void; reject: (e: Error) => void; deadline: number; afterIndex: number } | undefined;
 }
+
+/** One turn of the ready loop between beginTurn() and the end of finishTurn(). */
+interface Turn {
+  started: number;
+  readies: Array<[Group, Ready]>;
+  /** the turn's log write (resolved at once when it had nothing to write) */
+  persisted: Promise<void>;
+  /** the engine write of committed entries that were durable before the turn */
+  earlyApplied: Promise<void>;
+  /** messages that leave only once `persisted` resolved */
+  lateMsgs?: Array<[Group, Message]>;
+  /** Readies whose snapshot or committed entries are applied only once `persisted` resolved */
+  lateApply?: Array<[Group, Ready]>;
+  compact: Group[];
+  confDone: Group[];
+}
+
+const RESOLVED: Promise<void> = Promise.resolve();
 
 const QUIESCE = 1;
 const PING = 2;
@@ -178,15 +210,15 @@ export class MultiRaftHost {
   private ticks = 0;
   private timer: NodeJS.Timeout | undefined;
   private closed = false;
-  private running = false;
-  private again = false;
+  /** turns begun and not yet finished */
+  private turnsInFlight = 0;
   private scheduled = false;
   private fatal: unknown;
   private readonly peerHeard = new Map<number, number>();
   private readonly peerHeardAt = new Map<number, number>();
   private readonly rng: Rng;
   private readonly o: Required<Omit<HostOptions, 'lsm' | 'raftLog' | 'seed' | 'transport' | 'nodeId' | 'dataDir' | 'mayCreateReplica' | 'slotCount'>>;
-  readonly stats = { logGcs: 0, logGcCompactions: 0, logSegmentsDeletedBefore: 0, turns: 0, logWrites: 0, entriesProposed: 0, commandsProposed: 0, applyWrites: 0, messagesSent: 0, sends: 0, snapshotsCreated: 0, snapshotsApplied: 0, messagesReceived: 0, ticks: 0, replicasCreated: 0, replicasDestroyed: 0, reads: 0, followerReads: 0 };
+  readonly stats = { logGcs: 0, logGcCompactions: 0, logSegmentsDeletedBefore: 0, turns: 0, logWrites: 0, entriesProposed: 0, commandsProposed: 0, applyWrites: 0, messagesSent: 0, sends: 0, snapshotsCreated: 0, snapshotsApplied: 0, messagesReceived: 0, ticks: 0, replicasCreated: 0, replicasDestroyed: 0, reads: 0, followerReads: 0, readyGroups: 0, turnMs: 0, beginMs: 0, persistMs: 0, applyMs: 0, earlySends: 0, earlyApplies: 0, maxTurnsInFlight: 0, roleChanges: 0, gcPauses: 0 };
 
   private constructor(
     private readonly opts: HostOptions,
@@ -287,6 +319,10 @@ export class MultiRaftHost {
       quiescedAt: 0,
       idleTicks: 0,
       lastIndexSeen: 0,
+      inFlight: false,
+      redo: false,
+      hsTerm: storage.initialState().hardState.term,
+      hsVote: storage.initialState().hardState.vote,
       confWait: undefined,
     };
     this.groups.set(groupId, g);
@@ -598,18 +634,45 @@ export class MultiRaftHost {
       return;
     }
     const last = r.log.lastIndex();
-    let idle = g.queue.length === 0 && g.reads.length === 0 && g.readCtx.size === 0 && g.readWait.length === 0 && r.log.committed === last && g.applied === last && last === g.lastIndexSeen;
-    if (idle) {
-      for (const [id, pr] of r.tracker.progress) if (id !== this.nodeId && pr.match !== last) idle = false;
-    }
+    const idle = last === g.lastIndexSeen && this.idleLeader(g);
     g.lastIndexSeen = last;
     if (!idle) {
       g.idleTicks = 0;
       return;
     }
     if (++g.idleTicks < this.o.quiesceAfterTicks) return;
+    this.quiesce(g);
+  }
+
+  /** A leader with nothing to do: no queued proposals or reads, everything committed, applied
+   *  and held by every follower. */
+  private idleLeader(g: Group): boolean {
+    const r = g.node.raft;
+    if (r.role !== StateRole.Leader) return false;
+    const last = r.log.lastIndex();
+    if (g.queue.length > 0 || g.reads.length > 0 || g.readCtx.size > 0 || g.readWait.length > 0 || r.log.committed !== last || g.applied !== last) return false;
+    // a leadership transfer times out by ticks: keep ticking until it is done
+    if (r.leadTransferee !== 0) return false;
+    for (const [id, pr] of r.tracker.progress) if (id !== this.nodeId && pr.match !== last) return false;
+    return true;
+  }
+
+  /** Quiesces an idle leader right away (not after quiesceAfterTicks idle ticks) once its last
+   *  Ready went out: a put's group then costs no heartbeats at all. Its followers hold the last
+   *  commit index (the commit broadcast left before the QUIESCE message, on the same stream). */
+  private maybeQuiesceNow(g: Group): void {
+    if (this.o.quiesceAfterTicks <= 0 || g.quiesced || g.inFlight || this.groups.get(g.groupId) !== g) return;
+    if (!this.idleLeader(g) || g.node.hasReady()) return;
+    this.quiesce(g);
+  }
+
+  private quiesce(g: Group): void {
+    const r = g.node.raft;
+    const last = r.log.lastIndex();
     g.quiesced = true;
     g.quiescedAt = this.ticks;
+    g.idleTicks = 0;
+    g.lastIndexSeen = last;
     for (const id of r.tracker.progress.keys()) {
       if (id === this.nodeId) continue;
       const ctx = Buffer.alloc(1 + 24);
@@ -661,13 +724,18 @@ export class MultiRaftHost {
       }
       const g = this.groups.get(groupId) ?? this.maybeCreateReplica(groupId, message);
       if (!g) continue;
-      this.wake(g);
+      // An append or heartbeat ack reaching a quiesced leader (the ack of its last commit
+      // broadcast, typically) leaves it quiesced unless it shows work to do.
+      const ack = g.quiesced && (message.type === MessageType.AppResp || message.type === MessageType.HeartbeatResp) && !message.reject;
+      if (!ack) this.wake(g);
       try {
         g.node.step(message);
       } catch (err) {
         if (!isRaftError(err, 'PROPOSAL_DROPPED')) this.fail(err);
       }
+      if (ack && !this.idleLeader(g)) this.wake(g);
       this.dirty.add(g);
+      if (!ack && message.type === MessageType.AppResp) this.maybeQuiesceNow(g);
     }
     this.kick();
   }
@@ -694,7 +762,21 @@ export class MultiRaftHost {
       const term = b.readDoubleBE(5);
       const index = b.readDoubleBE(13);
       const r = g.node.raft;
-      if (r.term === term && r.lead === from && r.log.lastIndex() === index && r.log.committed === index && g.applied === index && g.queue.length === 0 && g.reads.length === 0 && g.readCtx.size === 0) {
+      if (r.term !== term || r.lead !== from || r.log.lastIndex() !== index || g.queue.length > 0 || g.reads.length > 0 || g.readCtx.size > 0) return;
+      if (r.log.committed < index) {
+        // The leader quiesces only once this replica acknowledged its whole log (match = index),
+        // so index is committed and held here: what a heartbeat would say. A commit broadcast
+        // that skipped this follower (paused while probing) is made up for this way.
+        try {
+          g.node.step(makeMessage({ type: MessageType.Heartbeat, from, to: this.nodeId, term, commit: index }));
+        } catch (err) {
+          if (!isRaftError(err, 'PROPOSAL_DROPPED')) this.fail(err);
+          return;
+        }
+        this.dirty.add(g);
+        this.kick();
+      }
+      if (r.log.committed === index) {
         g.quiesced = true;
         g.quiescedAt = this.ticks;
       }
@@ -711,34 +793,85 @@ export class MultiRaftHost {
   }
 
   // ---------------------------------------------------------------- the ready loop
+  //
+  // Pipelined. A turn (beginTurn, synchronous) hands out the Readies of the dirty groups that are
+  // not in flight, starts their ONE log write, sends what may leave before that write is durable
+  // and starts applying what is already durable; finishTurn (asynchronous) waits for the write,
+  // sends the rest, applies the rest and calls advance(). The next turn may begin while earlier
+  // ones wait for their fsync: the WAL keeps the writes in call order and folds the waiting ones
+  // into one fsync. Ordering rules, and why they are enough:
+  //  R1. Per group, ready() and advance() alternate: a group in flight sits out later turns until
+  //      its turn finished (it is re-marked dirty then). So a group's writes, messages and
+  //      applies stay in order, and its storage (GroupLog) holds exactly the durable entries.
+  //  R2. A message that acknowledges anything — MsgAppResp, vote responses, every message of a
+  //      non-leader, every message of a Ready that changes term or vote — leaves only after its
+  //      Ready's write is durable (the Raft rule "persist before send").
+  //  R3. A leader's appends, heartbeats and snapshots leave BEFORE its own write is durable: they
+  //      acknowledge nothing, and the leader persists in parallel with its followers (Raft thesis
+  //      §10.2.1), which takes the leader's fsync off a put's critical path.
+  //  R4. The leader's own vote counts in the commit quorum only once its entries are durable.
+  //      Raft counts it at append time, but every effect of a commit leaves Raft only through a
+  //      later Ready (committed entries, the commit index in messages, read states), and by R1
+  //      that Ready is handed out only after this write is durable.
+  //  R5. Committed entries already durable here (index <= the group's persisted last index) are
+  //      applied, and their clients answered, without waiting for this turn's fsync; committed
+  //      entries made durable by this very write (a follower told the commit index together with
+  //      the entries, a single-replica group) are applied after it.
 
   private kick(): void {
-    if (this.closed) return;
-    if (this.running) {
-      this.again = true;
-      return;
-    }
-    if (this.scheduled) return;
+    if (this.closed || this.scheduled) return;
     this.scheduled = true;
     setImmediate(() => {
       this.scheduled = false;
-      void this.run();
+      this.startTurn();
     });
   }
 
-  private async run(): Promise<void> {
-    if (this.running || this.closed) return;
-    this.running = true;
+  private startTurn(): void {
+    if (this.closed || this.fatal || this.gcRunning) return;
+    // Raft-log GC re-writes groups' snapshot and hard-state records from memory, so it must not
+    // overlap a turn's log write (an older record could land after a newer one): it runs alone,
+    // once the turns in flight have finished, one step (≤ GC_BATCH_BYTES) between turns.
+    if (this.gcDue() && !this.gcYield) {
+      if (this.turnsInFlight > 0) return; // the last one to finish kicks again
+      this.gcRunning = true;
+      this.stats.gcPauses++;
+      this.collectLogGarbage().then(
+        () => {
+          this.gcRunning = false;
+          this.gcYield = true; // let one turn through before the next step
+          this.kick();
+        },
+        (err: unknown) => {
+          this.gcRunning = false;
+          this.fail(err);
+        },
+      );
+      return;
+    }
+    this.gcYield = false;
+    let t: Turn | undefined;
     try {
-      do {
-        this.again = false;
-        await this.turn();
-      } while ((this.again || this.dirty.size > 0) && !this.closed);
+      t = this.beginTurn();
     } catch (err) {
       this.fail(err);
-    } finally {
-      this.running = false;
+      return;
     }
+    if (!t) return;
+    this.turnsInFlight++;
+    if (this.turnsInFlight > this.stats.maxTurnsInFlight) this.stats.maxTurnsInFlight = this.turnsInFlight;
+    const started = t.started;
+    this.finishTurn(t).then(
+      () => {
+        this.turnsInFlight--;
+        this.stats.turnMs += performance.now() - started;
+        if (this.dirty.size > 0 || (this.turnsInFlight === 0 && this.gcDue())) this.kick();
+      },
+      (err: unknown) => {
+        this.turnsInFlight--;
+        this.fail(err);
+      },
+    );
   }
 
   private fail(err: unknown): void {
@@ -810,9 +943,15 @@ export class MultiRaftHost {
     p.reject(err);
   }
 
-  private async turn(): Promise<void> {
-    this.stats.turns++;
-    const work = [...this.dirty];
+  /** Hands out the Readies of the dirty groups not in flight and starts their persistence,
+   *  early sends and early applies (see the ordering rules above). undefined: nothing to do. */
+  private beginTurn(): Turn | undefined {
+    const started = performance.now();
+    const work: Group[] = [];
+    for (const g of this.dirty) {
+      if (g.inFlight) g.redo = true;
+      else work.push(g);
+    }
     this.dirty.clear();
     const readies: Array<[Group, Ready]> = [];
     for (const g of work) {
@@ -821,64 +960,157 @@ export class MultiRaftHost {
     }
     if (readies.length === 0) {
       this.sendOutboxes();
-      return;
+      return undefined;
     }
-    // 1. persist: one log write (one fsync) for all groups
+    this.stats.turns++;
+    this.stats.readyGroups += readies.length;
     const b = this.log.batch();
-    for (const [g, rd] of readies) {
+    const early = new ApplyBatch(this.engine, this.ranges);
+    const earlyDone: Array<{ seq: number; result: CommandResult }> = [];
+    const earlyMoved: number[] = [];
+    const lateMsgs: Array<[Group, Message]> = [];
+    const lateApply: Array<[Group, Ready]> = [];
+    const turn: Turn = { started, readies, persisted: RESOLVED, compact: [], confDone: [], earlyApplied: RESOLVED };
+    for (const r of readies) {
+      const [g, rd] = r;
+      g.inFlight = true;
       if (rd.snapshot) b.applySnapshot(g.groupId, rd.snapshot);
       b.append(g.groupId, rd.entries);
-      if (rd.hardState) b.setHardState(g.groupId, rd.hardState);
+      const termOrVote = rd.hardState !== undefined && (rd.hardState.term !== g.hsTerm || rd.hardState.vote !== g.hsVote);
+      if (rd.hardState) {
+        b.setHardState(g.groupId, rd.hardState);
+        g.hsTerm = rd.hardState.term;
+        g.hsVote = rd.hardState.vote;
+      }
       // a new term or vote must be durable before any message goes out; a commit index need not
       if (rd.mustSync) b.sync = true;
+      // R3: a leader's appends/heartbeats/snapshots leave now; everything else after the write
+      const leading = g.node.raft.role === StateRole.Leader && !termOrVote;
+      for (const m of rd.messages) {
+        if (leading && (m.type === MessageType.App || m.type === MessageType.Heartbeat || m.type === MessageType.Snap)) this.outbox(m.to).push({ groupId: g.groupId, message: m });
+        else lateMsgs.push([g, m]);
+      }
+      // R5: committed entries that were durable before this turn are applied now. Not those at
+      // or above this Ready's first entry: they come from the unstable tail, which may replace
+      // (conflicting suffix) what storage holds at the same indexes.
+      const lastCommitted = rd.committedEntries[rd.committedEntries.length - 1];
+      const firstNew = rd.entries[0]?.index ?? Number.POSITIVE_INFINITY;
+      if (!rd.snapshot && lastCommitted !== undefined && lastCommitted.index < firstNew && lastCommitted.index <= this.log.group(g.groupId).lastIndex()) {
+        this.applyEntries(g, rd, early, earlyDone, turn);
+        earlyMoved.push(g.shardId);
+      } else if (rd.snapshot || lastCommitted !== undefined) {
+        lateApply.push(r);
+      }
     }
+    this.stats.earlySends += this.outboxes.size;
+    this.sendOutboxes();
     if (!b.empty) {
-      await this.log.write(b);
+      const tp = performance.now();
       this.stats.logWrites++;
+      turn.persisted = this.log.write(b).then(() => {
+        this.stats.persistMs += performance.now() - tp;
+      });
+    }
+    if (!early.empty) {
+      this.stats.earlyApplies++;
+      turn.earlyApplied = this.commitApply(early, earlyDone, earlyMoved);
+    }
+    turn.lateMsgs = lateMsgs;
+    turn.lateApply = lateApply;
+    this.stats.beginMs += performance.now() - started;
+    return turn;
+  }
+
+  /** Persisted → late sends → late applies → reads → advance(), then compaction. */
+  private async finishTurn(t: Turn): Promise<void> {
+    await t.persisted;
+    if (this.closed) return;
+    for (const [g, m] of t.lateMsgs ?? []) this.outbox(m.to).push({ groupId: g.groupId, message: m });
+    this.sendOutboxes();
+    const late = new ApplyBatch(this.engine, this.ranges);
+    const done: Array<{ seq: number; result: CommandResult }> = [];
+    const moved: number[] = [];
+    for (const [g, rd] of t.lateApply ?? []) {
+      if (this.groups.get(g.groupId) !== g) continue; // destroyed while in flight: its data is gone
+      this.applyEntries(g, rd, late, done, t);
+      moved.push(g.shardId);
+    }
+    if (!late.empty) await this.commitApply(late, done, moved);
+    await t.earlyApplied;
+    if (this.closed) return;
+    // reads
+    for (const [g, rd] of t.readies) {
+      for (const rs of rd.readStates) this.readState(g, rs);
+      this.serveReads(g);
+    }
+    // log compaction behind the applied state, while the group is still in flight (R1)
+    for (const g of t.compact) {
+      if (this.groups.get(g.groupId) !== g) continue;
+      const data = buildSnapshotData(this.engine, g.shardId, g.applied);
+      await this.log.createSnapshot(g.groupId, g.applied, g.confState, data);
+      g.snapIndex = g.applied;
+      this.stats.snapshotsCreated++;
     }
     if (this.closed) return;
-    // 2. send, batched per destination node
-    for (const [g, rd] of readies) for (const m of rd.messages) this.outbox(m.to).push({ groupId: g.groupId, message: m });
-    this.sendOutboxes();
-    // 3. apply: one engine write for all groups
-    const ab = new ApplyBatch(this.engine, this.ranges);
-    const done: Array<{ seq: number; result: CommandResult }> = [];
-    const compact: Group[] = [];
-    const confDone: Group[] = [];
-    for (const [g, rd] of readies) {
-      if (rd.snapshot && rd.snapshot.metadata.index > g.applied) {
-        ab.applySnapshot(g.shardId, rd.snapshot.metadata.index, rd.snapshot.data);
-        g.applied = rd.snapshot.metadata.index;
-        g.confState = cloneConfState(rd.snapshot.metadata.confState);
-        g.snapIndex = rd.snapshot.metadata.index;
-        this.stats.snapshotsApplied++;
-      }
-      if (rd.committedEntries.length > 0) {
-        for (const e of rd.committedEntries) {
-          if (e.index <= g.applied) continue;
-          if (e.type === EntryType.ConfChange) {
-            g.confState = g.node.applyConfChange(decodeConfChange(e.data));
-            if (g.confWait && e.index > g.confWait.afterIndex) confDone.push(g);
-          } else {
-            for (const { cmd, result } of ab.applyEntry(g.shardId, e.index, e.data)) if (cmd.proposer === this.nodeId) done.push({ seq: cmd.seq, result });
-          }
-          g.applied = e.index;
-        }
-        ab.setApplied(g.shardId, g.applied);
-        if (g.applied - g.snapIndex >= this.o.snapshotEntries) compact.push(g);
-      }
+    // advance; leadership changes
+    for (const [g, rd] of t.readies) {
+      g.node.advance();
+      g.inFlight = false;
+      if (rd.softState) this.stats.roleChanges++;
+      if (rd.softState && rd.softState.role !== StateRole.Leader) this.dropPending(g);
+      if (rd.softState) this.resendReads(g);
+      if (this.groups.get(g.groupId) !== g) continue; // destroyed meanwhile
+      if (g.redo || g.node.hasReady()) this.dirty.add(g);
+      else if (g.node.raft.role === StateRole.Leader) this.maybeQuiesceNow(g);
+      g.redo = false;
     }
-    if (!ab.empty) {
-      await ab.commit();
-      this.stats.applyWrites++;
-      if (this.appliedListeners.length > 0) {
-        const moved = readies.filter(([, rd]) => rd.committedEntries.length > 0 || rd.snapshot !== undefined).map(([g]) => g.shardId);
-        for (const l of this.appliedListeners) {
-          try {
-            l(moved);
-          } catch (err) {
-            console.error(`node ${this.nodeId}: onApplied listener failed:`, err);
-          }
+    // membership changes resolve after advance(): Raft accepts the next one only then
+    for (const g of t.confDone) {
+      g.confWait?.resolve(cloneConfState(g.confState));
+      g.confWait = undefined;
+    }
+    // A replica never destroys itself on applying a configuration without it: a new replica
+    // replaying the group's history passes through such configurations (before it was added,
+    // or an earlier removal of this node before a re-add). destroyRemovedReplica() does it once
+    // the group's current leader confirms the removal.
+  }
+
+  /** Adds a Ready's snapshot and committed entries to `ab`; collects this node's proposals. */
+  private applyEntries(g: Group, rd: Ready, ab: ApplyBatch, done: Array<{ seq: number; result: CommandResult }>, t: Turn): void {
+    if (rd.snapshot && rd.snapshot.metadata.index > g.applied) {
+      ab.applySnapshot(g.shardId, rd.snapshot.metadata.index, rd.snapshot.data);
+      g.applied = rd.snapshot.metadata.index;
+      g.confState = cloneConfState(rd.snapshot.metadata.confState);
+      g.snapIndex = rd.snapshot.metadata.index;
+      this.stats.snapshotsApplied++;
+    }
+    if (rd.committedEntries.length === 0) return;
+    for (const e of rd.committedEntries) {
+      if (e.index <= g.applied) continue;
+      if (e.type === EntryType.ConfChange) {
+        g.confState = g.node.applyConfChange(decodeConfChange(e.data));
+        if (g.confWait && e.index > g.confWait.afterIndex) t.confDone.push(g);
+      } else {
+        for (const { cmd, result } of ab.applyEntry(g.shardId, e.index, e.data)) if (cmd.proposer === this.nodeId) done.push({ seq: cmd.seq, result });
+      }
+      g.applied = e.index;
+    }
+    ab.setApplied(g.shardId, g.applied);
+    if (g.applied - g.snapIndex >= this.o.snapshotEntries) t.compact.push(g);
+  }
+
+  /** One engine write for a batch of applies; then answers the proposers and tells listeners. */
+  private async commitApply(ab: ApplyBatch, done: Array<{ seq: number; result: CommandResult }>, moved: number[]): Promise<void> {
+    const ta = performance.now();
+    await ab.commit();
+    this.stats.applyWrites++;
+    this.stats.applyMs += performance.now() - ta;
+    if (this.appliedListeners.length > 0) {
+      for (const l of this.appliedListeners) {
+        try {
+          l(moved);
+        } catch (err) {
+          console.error(`node ${this.nodeId}: onApplied listener failed:`, err);
         }
       }
     }
@@ -890,50 +1122,35 @@ export class MultiRaftHost {
         else p.resolve(result);
       }
     }
-    // 4. reads
-    for (const [g, rd] of readies) {
-      for (const rs of rd.readStates) this.readState(g, rs);
-      this.serveReads(g);
-    }
-    // 5. advance; leadership changes
-    for (const [g, rd] of readies) {
-      g.node.advance();
-      if (rd.softState && rd.softState.role !== StateRole.Leader) this.dropPending(g);
-      if (rd.softState) this.resendReads(g);
-      if (g.node.hasReady()) this.dirty.add(g);
-    }
-    // membership changes resolve after advance(): Raft accepts the next one only then
-    for (const g of confDone) {
-      g.confWait?.resolve(cloneConfState(g.confState));
-      g.confWait = undefined;
-    }
-    // A replica never destroys itself on applying a configuration without it: a new replica
-    // replaying the group's history passes through such configurations (before it was added,
-    // or an earlier removal of this node before a re-add). destroyRemovedReplica() does it once
-    // the group's current leader confirms the removal.
-    // 7. log compaction behind the applied state
-    for (const g of compact) {
-      if (!this.groups.has(g.groupId)) continue;
-      const data = buildSnapshotData(this.engine, g.shardId, g.applied);
-      await this.log.createSnapshot(g.groupId, g.applied, g.confState, data);
-      g.snapIndex = g.applied;
-      this.stats.snapshotsCreated++;
-    }
-    // 8. Raft-log GC, when enough was written since the last one
-    if (this.o.logGcBytes > 0 && (this.gcSegment > 0 || this.log.stats.bytes - this.gcMark >= Math.max(this.o.logGcBytes, this.log.snapshotBytes()))) await this.collectLogGarbage();
   }
 
   private gcMark = 0;
+  private gcRunning = false;
+  private gcYield = false;
+
+  /** enough written since the last GC round (or one is under way) */
+  private gcDue(): boolean {
+    if (this.o.logGcBytes <= 0) return false;
+    if (this.gcSegment > 0) return true;
+    const written = this.log.stats.bytes - this.gcMark;
+    // snapshotBytes() walks every group: only asked once the cheap bound is passed
+    return written >= this.o.logGcBytes && written >= this.log.snapshotBytes();
+  }
   /** a GC round in progress: the segment it frees up to (0: none) */
   private gcSegment = 0;
 
   /**
    * Frees the Raft log's old segments: groups whose live entries sit in them are compacted at
    * their applied index first (their state is in the snapshot record, written to the current
-   * segment), then gc() deletes every segment no group needs. Runs inside the loop (the log takes
-   * one writer at a time). Entries not yet applied keep their segment until a later round.
+   * segment), then gc() deletes every segment no group needs. Runs alone, between loop turns
+   * (startTurn waits for the turns in flight and begins none meanwhile): gc() re-writes records
+   * from memory, which a concurrent turn's write could be newer than. Entries not yet applied
+   * keep their segment until a later round.
    */
   private async collectLogGarbage(): Promise<void> {
+    // startTurn() runs GC only between turns; a GC overlapping a turn's write could put an older
+    // snapshot or hard-state record after a newer one
+    if (this.turnsInFlight > 0) throw new Error(`log GC started with ${this.turnsInFlight} turn(s) in flight`);
     // A round compacts at most GC_BATCH_BYTES of snapshot data per loop turn (building snapshots
     // is synchronous engine reads: a long turn would delay heartbeats past election timeouts);
     // the next turns continue it, and the segments are deleted once nothing holds them.
@@ -1087,7 +1304,7 @@ export class MultiRaftHost {
     if (this.closed) return;
     this.closed = true;
     if (this.timer) clearInterval(this.timer);
-    while (this.running) await new Promise((r) => setTimeout(r, 1));
+    while (this.turnsInFlight > 0 || this.gcRunning) await new Promise((r) => setTimeout(r, 1));
     const err = new StoreError('CLOSED', `host ${this.nodeId} closed`);
     for (const p of this.pending.values()) p.reject(err);
     this.pending.clear();

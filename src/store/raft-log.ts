@@ -9,12 +9,15 @@
 //  - Appending entries at index i drops the group's entries >= i first (conflicting suffix).
 //  - createSnapshot() makes a snapshot durable and compacts the group's log behind it.
 //  - gc() deletes WAL segments that no group needs any more and names the groups holding it back.
-//  - Not safe for concurrent write() calls: the host loop awaits each write before the next.
+//  - Concurrent write() calls are allowed: the WAL frames records in call order and acknowledges
+//    them in that order, so the in-memory updates happen in call order too. The caller keeps at
+//    most one write per group outstanding (the host loop's rule R1), so a group's Storage always
+//    shows exactly its durable state.
 // Entries are kept in memory (with the segment that holds each one, for GC); a group's memory is
 // bounded by compacting behind snapshots. TODO(raft): read cold entries back from segments.
 import { BufReader, BufWriter, DecodeError } from '../util/bytes.js';
 import { CorruptionError, KvError } from '../util/errors.js';
-import { Wal, segmentFileName, type SyncPolicy } from '../wal/wal.js';
+import { Wal, segmentFileName, type SyncPolicy, type WalStats } from '../wal/wal.js';
 import {
   type ConfState,
   type Entry,
@@ -364,6 +367,11 @@ export class RaftLogStore {
       .filter((g) => g.firstEntrySegment() < segment)
       .sort((a, b) => a.firstEntrySegment() - b.firstEntrySegment())
       .map((g) => g.groupId);
+  }
+
+  /** the log's WAL writer counters (metrics, /api/stats) */
+  get walStats(): Readonly<WalStats> {
+    return this.wal.stats;
   }
 
   /** fsyncs of the log's WAL since open (metrics). */

@@ -1,7 +1,8 @@
 // Transport between nodes for Raft messages of many groups (the gRPC implementation comes with
 // the node server). Contract:
 //  - send() is fire-and-forget and may drop, delay, reorder or duplicate: Raft tolerates all of
-//    it. The host calls it only AFTER the Ready that produced the messages was persisted.
+//    it. The host calls it only AFTER the Ready that produced the messages was persisted, except
+//    for a leader's appends, heartbeats and snapshots (see the ordering rules in host.ts).
 //  - Messages are batched per destination NODE (not per group): one call per peer per host-loop
 //    turn carries the messages of every group.
 //  - When a peer cannot be reached the transport calls onUnreachable so the host can report it
@@ -25,6 +26,8 @@ export interface Transport {
 /** An in-process transport connecting nodes that share a hub (tests and benchmarks). */
 export class LocalHub {
   private readonly nodes = new Map<number, { receive?: (from: number, b: GroupMessage[]) => void; unreachable?: (n: number) => void }>();
+  /** tests: messages for which this returns true are lost on the way */
+  drop: ((from: number, to: number, m: GroupMessage) => boolean) | undefined;
 
   transport(nodeId: number): Transport {
     const entry: { receive?: (from: number, b: GroupMessage[]) => void; unreachable?: (n: number) => void } = {};
@@ -32,6 +35,8 @@ export class LocalHub {
     return {
       send: (to, batch) => {
         const peer = this.nodes.get(to);
+        const drop = this.drop;
+        if (drop) batch = batch.filter((m) => !drop(nodeId, to, m));
         if (peer?.receive) peer.receive(nodeId, batch);
         else entry.unreachable?.(to);
       },

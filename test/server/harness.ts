@@ -47,6 +47,8 @@ export function rmDir(d: string): void {
 export interface ServerSpec {
   args: string[];
   env?: Record<string, string>;
+  /** node flags before the script (e.g. --cpu-prof, which NODE_OPTIONS refuses) */
+  nodeArgs?: string[];
 }
 
 export class ServerProc {
@@ -62,7 +64,7 @@ export class ServerProc {
     this.readyLine = '';
     this.out = '';
     this.err = '';
-    const p = spawn(process.execPath, [SERVER_JS, ...this.spec.args], { env: { ...process.env, ...this.spec.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const p = spawn(process.execPath, [...(this.spec.nodeArgs ?? []), SERVER_JS, ...this.spec.args], { env: { ...process.env, ...this.spec.env }, stdio: ['ignore', 'pipe', 'pipe'] });
     this.proc = p;
     return new Promise<void>((resolve, reject) => {
       const t = setTimeout(() => reject(new Error(`server not ready in ${timeoutMs} ms: ${this.out} ${this.err}`)), timeoutMs);

@@ -1,4 +1,4 @@
-// The host loop's ordering rules (src/store/host.ts, "One loop turn"), checked on every
+// The pipelined host loop's ordering rules (src/store/host.ts, "the ready loop"), checked on every
 // message as it leaves a host: whatever a message claims is durable must be in that host's
 // Raft log storage (which holds exactly what was made durable) at the moment it is sent.
 //  - an accepted MsgAppResp acknowledges entries up to m.index: they are durable on the sender;

@@ -145,6 +145,49 @@ describe('store: MultiRaftHost (3 hosts, LocalHub, real files)', function () {
     expect(outcome).to.equal((w.results[0] as { version: number }).version);
   });
 
+  it('a written group quiesces on every replica once replicated, without idle ticks or heartbeats; a follower that missed the commit broadcast learns the commit from the QUIESCE', async () => {
+    // idle-tick quiescence far away (1000 ticks = 10 s): only the eager path can quiesce here
+    c = new TestCluster([1, 2, 3], [0, 1], { quiesceAfterTicks: 1000 });
+    await c.startAll();
+    c.hosts.get(1)!.campaign(0);
+    c.hosts.get(1)!.campaign(1);
+    await c.waitLeaders();
+    const all = [...c.hosts.values()];
+    const quiet = (s: number): boolean => all.every((h) => h.isQuiesced(s));
+    const put = async (s: number, key: string): Promise<number> => {
+      await c.leader(s)!.propose(s, { ops: [{ type: 'put', key: k(key), value: v(key) }] });
+      return c.leader(s)!.appliedIndex(s);
+    };
+    await put(0, 'a');
+    await waitFor(() => quiet(0), 3000, 'shard 0 quiesced everywhere after a put');
+    // quiesced: nothing more goes out for the group over many election timeouts
+    const sent = (): number => all.reduce((n, h) => n + h.stats.messagesSent, 0);
+    const terms = (s: number): number[] => all.map((h) => h.replicaStatus(s).term);
+    await waitFor(() => quiet(1), 3000, 'shard 1 quiesced');
+    const before = sent();
+    const term0 = terms(0);
+    await new Promise((r) => setTimeout(r, 600)); // 60 ticks, >= 3 election timeouts
+    expect(sent()).to.equal(before);
+    expect(terms(0)).to.deep.equal(term0);
+    // host 3 misses every commit-only append of shard 0 (as a follower paused while probing
+    // would): the QUIESCE message carries the commit to it, and nobody campaigns
+    let campaigns = 0;
+    c.hub.drop = (from, to, m) => {
+      if (m.message.type === 7 /* PreVote */ || m.message.type === 5 /* Vote */) campaigns++;
+      return to === 3 && m.groupId === 1 && m.message.type === 3 /* App */ && m.message.entries.length === 0;
+    };
+    const idx = await put(0, 'b');
+    await waitFor(() => quiet(0), 3000, 'shard 0 quiesced again, host 3 included');
+    expect(c.hosts.get(3)!.replicaStatus(0).commit).to.be.at.least(idx);
+    await waitFor(() => c.hosts.get(3)!.appliedIndex(0) >= idx, 3000, 'host 3 applied the write');
+    expect(c.hosts.get(3)!.readLocal(0, k('b')).found).to.equal(true);
+    await new Promise((r) => setTimeout(r, 600));
+    c.hub.drop = undefined;
+    expect(campaigns, 'pre-votes or votes sent').to.equal(0);
+    expect(terms(0)).to.deep.equal(term0);
+    expect(quiet(0)).to.equal(true);
+  });
+
   it('restart: the persisted applied index prevents double apply; a putIfVersionMatch chain continues across a full restart', async () => {
     c = new TestCluster([1, 2, 3], [0, 1, 2]);
     await c.startAll();
