@@ -133,6 +133,11 @@ export class LsmEngine {
     return this.write([{ type: 'del', key }], options);
   }
 
+  /** WAL appends not yet acknowledged, and the promise of the latest one (disableWal writes
+   *  wait for it to keep visibility in sequence order). */
+  private walPending = 0;
+  private lastWalAck: Promise<void> | undefined;
+
   /** Applies `ops` atomically: all or none are visible, now and after any crash. */
   async write(ops: readonly WriteOp[], options?: WriteOptions): Promise<void> {
     this.checkOpen();
@@ -146,7 +151,17 @@ export class LsmEngine {
     const endSeq = this.lastSeq + ops.length;
     this.lastSeq = endSeq;
     const record = encodeBatch(firstSeq, ops);
-    const acked = this.wal.append(record, options?.sync ? { sync: true, owned: true } : { owned: true });
+    if (options?.disableWal && options.sync) throw invalidArgument('disableWal and sync exclude each other');
+    let acked: Promise<void> | undefined;
+    if (options?.disableWal) {
+      // Visible in sequence order: not before an earlier write still waiting for its WAL ack
+      // (acks come in append order, so the latest pending one covers them all).
+      acked = this.walPending > 0 ? this.lastWalAck : undefined;
+    } else {
+      const a = this.wal.append(record, options?.sync ? { sync: true, owned: true } : { owned: true });
+      this.walPending++;
+      acked = this.lastWalAck = a.finally(() => this.walPending--);
+    }
     // The memtable keeps views into `record` (one allocation per batch, owned by the engine).
     const decoded = decodeBatch(record);
     for (let i = 0; i < decoded.ops.length; i++) {
@@ -154,7 +169,7 @@ export class LsmEngine {
       this.mem.add(firstSeq + i, op.kind, op.key, op.value);
     }
     this.counters.userBytesWritten += record.length;
-    await acked;
+    if (acked) await acked;
     if (endSeq > this.visibleSeq) this.visibleSeq = endSeq;
   }
 

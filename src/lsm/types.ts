@@ -62,6 +62,12 @@ export type EngineEvent =
 export interface WriteOptions {
   /** Resolve only after the WAL record is on disk, whatever the walSync policy. */
   sync?: boolean;
+  /** Skip the WAL: the write is durable only once its memtable is flushed, and a crash before
+   *  that loses it (and everything written after it without the WAL; never anything before).
+   *  For callers that keep their own log and re-apply from it (the Raft store: its log holds
+   *  every applied entry until the state they produced is in a flushed table or a snapshot).
+   *  Not with `sync`. */
+  disableWal?: boolean;
 }
 
 export type WriteOp =

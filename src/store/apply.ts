@@ -373,6 +373,9 @@ export class ApplyBatch {
   /** Replaces the shard's whole key range with snapshot data (see buildSnapshotData). */
   /** Deletes every key of a shard and its applied index (the replica left the shard's group). */
   destroyShard(shardId: number): void {
+    // The group is already gone from the Raft log, so nothing would re-apply a lost destroy: the
+    // shard's data and applied index would outlive the replica and mislead a later one.
+    this.durable = true;
     const range = shardKeyRange(shardId);
     const it = this.engine.iterator({ gte: range.gte, lt: range.lt });
     try {
@@ -425,9 +428,17 @@ export class ApplyBatch {
     return this.ops.length === 0;
   }
 
-  /** One engine write for the whole turn. */
+  /** Synced through the engine's WAL (destroyShard); otherwise the write skips it. */
+  private durable = false;
+
+  /**
+   * One engine write for the whole turn. Applied entries and snapshots skip the engine's WAL:
+   * the Raft log already holds them durably, and after a crash the host re-applies whatever
+   * the engine lost (recovery: the log's snapshot record if the engine's applied index is behind
+   * it, then Raft hands out the committed entries after the engine's applied index again).
+   */
   async commit(): Promise<void> {
-    if (this.ops.length > 0) await this.engine.write(this.ops);
+    if (this.ops.length > 0) await this.engine.write(this.ops, this.durable ? { sync: true } : { disableWal: true });
   }
 }
 

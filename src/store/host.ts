@@ -257,8 +257,9 @@ export class MultiRaftHost {
       throw err;
     }
     const host = new MultiRaftHost(opts, engine, log);
-    // Recovery: an engine that lost its unsynced tail is behind the raft log's snapshot record
-    // only if that snapshot was installed from a leader: re-apply it; entries after it are
+    // Recovery: applies skip the engine's WAL (ApplyBatch.commit), so after a crash the engine
+    // holds the state of its last flush and may be behind the raft log's snapshot record (taken
+    // here at compaction, or installed from a leader): re-apply that; entries after it are
     // re-applied by Raft from `applied` on.
     const b = new ApplyBatch(engine, host.ranges);
     for (const gid of log.groupIds()) {
@@ -1300,7 +1301,7 @@ export class MultiRaftHost {
   }
 
   /** Stops the timer and the loop, fails what is pending, closes transport, log and engine. */
-  async close(): Promise<void> {
+  async close(opts: { flushEngine?: boolean } = {}): Promise<void> {
     if (this.closed) return;
     this.closed = true;
     if (this.timer) clearInterval(this.timer);
@@ -1315,6 +1316,10 @@ export class MultiRaftHost {
     }
     await this.opts.transport.close();
     await this.log.close();
+    // Applied state skips the engine's WAL (ApplyBatch.commit): flushed here, a restart need not
+    // re-apply it from the Raft log. Not after a failure (the engine may be what failed), and
+    // not when a test asks for a crash-like close (flushEngine: false: the memtable is lost).
+    if (!this.fatal && opts.flushEngine !== false) await this.engine.flush().catch(() => undefined);
     await this.engine.close();
   }
 }

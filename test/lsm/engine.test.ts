@@ -90,6 +90,39 @@ describe('lsm: engine', () => {
     await db.close();
   });
 
+  it('disableWal writes: visible at once, kept by a flush, lost (alone) by a close without one; never visible ahead of an earlier WAL write', async () => {
+    const dir = tempDir();
+    let db = await LsmEngine.open(dir, { walSync: 'always' });
+    await db.put(b('wal1'), b('1'));
+    await db.write([{ type: 'put', key: b('nowal1'), value: b('x') }], { disableWal: true });
+    await db.flush();
+    await db.write([{ type: 'put', key: b('nowal2'), value: b('y') }], { disableWal: true });
+    await db.put(b('wal2'), b('2'));
+    // a disableWal write right behind a WAL write still waiting for its fsync resolves only
+    // after it: visibility stays in sequence order
+    const order: string[] = [];
+    const p1 = db.put(b('wal3'), b('3')).then(() => order.push('wal3'));
+    const p2 = db.write([{ type: 'put', key: b('nowal3'), value: b('z') }], { disableWal: true }).then(() => order.push('nowal3'));
+    await Promise.all([p1, p2]);
+    expect(order).to.deep.equal(['wal3', 'nowal3']);
+    expect(str(await db.get(b('nowal2')))).to.equal('y');
+    try {
+      await db.write([{ type: 'put', key: b('x'), value: b('1') }], { disableWal: true, sync: true });
+      expect.fail('disableWal with sync accepted');
+    } catch (err) {
+      expect((err as KvError).code).to.equal('INVALID_ARGUMENT');
+    }
+    await db.close(); // no flush: the memtable's disableWal writes are gone, the WAL ones replay
+    db = await LsmEngine.open(dir, { walSync: 'always' });
+    expect(str(await db.get(b('wal1')))).to.equal('1');
+    expect(str(await db.get(b('nowal1')))).to.equal('x'); // flushed before the close
+    expect(await db.get(b('nowal2'))).to.equal(undefined);
+    expect(await db.get(b('nowal3'))).to.equal(undefined);
+    expect(str(await db.get(b('wal2')))).to.equal('2');
+    expect(str(await db.get(b('wal3')))).to.equal('3');
+    await db.close();
+  });
+
   it('leveled compaction bounds L0 and drops overwritten data and bottom-level tombstones', async () => {
     const dir = tempDir();
     const db = await LsmEngine.open(dir, SMALL);

@@ -35,10 +35,12 @@ export class TestCluster {
     for (const id of this.nodeIds) await this.start(id);
   }
 
-  async stop(id: number): Promise<void> {
+  /** crash: close without flushing the engine, so it loses every applied write not yet in a
+   *  table (applies skip the engine's WAL), as a killed process would */
+  async stop(id: number, opts: { crash?: boolean } = {}): Promise<void> {
     const h = this.hosts.get(id);
     this.hosts.delete(id);
-    await h?.close();
+    await h?.close({ flushEngine: !opts.crash });
   }
 
   /** Spreads leadership: shard s is campaigned for on node nodeIds[s % n]. */
