@@ -28,13 +28,14 @@ function cpuMs(pid: number): number {
   return (Number(rest[11]) + Number(rest[12])) * 10;
 }
 
-/** CPU ms per thread name (comm) of a process */
+/** CPU ms per thread kind of a process: 'main', else the thread's name (comm, e.g. libuv-worker,
+ *  V8 DefaultWorke) */
 function threadsMs(pid: number): Map<string, number> {
   const out = new Map<string, number>();
   for (const t of readdirSync(`/proc/${pid}/task`)) {
     try {
       const f = readFileSync(`/proc/${pid}/task/${t}/stat`, 'utf8');
-      const name = Number(t) === pid ? 'main' : 'other';
+      const name = Number(t) === pid ? 'main' : f.slice(f.indexOf('(') + 1, f.lastIndexOf(')')).trim();
       const rest = f.slice(f.lastIndexOf(')') + 2).split(' ');
       out.set(name, (out.get(name) ?? 0) + (Number(rest[11]) + Number(rest[12])) * 10);
     } catch {
@@ -94,7 +95,8 @@ async function main(): Promise<void> {
     const i0 = nodes.map((n) => threadsMs(n.proc.pid!));
     await new Promise((r) => setTimeout(r, 3000));
     const i1 = nodes.map((n) => threadsMs(n.proc.pid!));
-    console.log('idle: ' + nodes.map((n, i) => `${n.id} main ${(((i1[i]!.get('main') ?? 0) - (i0[i]!.get('main') ?? 0)) / 30).toFixed(1)}% other ${(((i1[i]!.get('other') ?? 0) - (i0[i]!.get('other') ?? 0)) / 30).toFixed(1)}%`).join(', '));
+    const others = (m: Map<string, number>): number => [...m].filter(([k]) => k !== 'main').reduce((a, [, v]) => a + v, 0);
+    console.log('idle: ' + nodes.map((n, i) => `${n.id} main ${(((i1[i]!.get('main') ?? 0) - (i0[i]!.get('main') ?? 0)) / 30).toFixed(1)}% other ${((others(i1[i]!) - others(i0[i]!)) / 30).toFixed(1)}%`).join(', '));
   }
   const before = await Promise.all(httpPorts.map(stats));
   const cpu0 = nodes.map((n) => cpuMs(n.proc.pid!));

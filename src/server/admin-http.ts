@@ -104,6 +104,7 @@ export class AdminHttp {
               term: st.term,
               commit: st.commit,
               applied: st.applied,
+              last_index: st.lastIndex,
               voters: st.confState.voters,
               learners: st.confState.learners,
               progress: Object.fromEntries([...st.progress].map(([id, p]) => [id, p])),

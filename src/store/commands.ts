@@ -61,7 +61,7 @@ export interface Command {
 export interface TaggedCommand extends Command {
   /** node id of the proposing host */
   proposer: number;
-  /** proposer-local sequence number (unique per host process run together with `epoch`) */
+  /** proposer-local sequence number; its base is clock-derived (ms x 1000) so it stays unique across restarts of the proposer */
   seq: number;
 }
 

@@ -31,9 +31,12 @@
 // new one. A leader that wakes moves its lease clock forward by the ticks it missed (capped at
 // electionTick), so a quiesced leader never serves a lease read on a stale lease.
 //
-// Errors: StoreError with code NOT_LEADER (leaderHint: node id or 0), PROPOSAL_DROPPED (the
-// outcome is unknown: leadership changed after the proposal was accepted), TIMEOUT, UNAVAILABLE,
-// CLOSED, plus what validateCommand throws.
+// Errors: StoreError with code NOT_LEADER (leaderHint: node id or 0; never applied: also when
+// leadership changed after the proposal reached the log and another entry took its index),
+// PROPOSAL_DROPPED (the outcome is unknown: after a leadership change a snapshot covered the
+// proposal's index), TIMEOUT (unknown too), UNAVAILABLE, CLOSED, plus what validateCommand throws.
+// A proposal in the log when leadership moves keeps waiting: a transfer hands the next leader a
+// log that holds it, and it is answered with its result when it applies here.
 import path from 'node:path';
 import { LsmEngine } from '../lsm/db.js';
 import type { LsmOptions } from '../lsm/types.js';
@@ -126,6 +129,8 @@ export interface ReplicaStatus {
   term: number;
   commit: number;
   applied: number;
+  /** last index of the replica's log (persisted or not) */
+  lastIndex: number;
   confState: ConfState;
   /** leader only: replication progress per member */
   progress: Map<number, { match: number; isLearner: boolean; recentActive: boolean; replicating: boolean }>;
@@ -136,6 +141,8 @@ interface Pending {
   reject: (e: Error) => void;
   group: Group;
   deadline: number;
+  /** log index of the entry carrying the command (0 until proposed into the log) */
+  index: number;
 }
 
 interface PendingRead {
@@ -175,6 +182,10 @@ interface Group {
    *  any message of its Ready leaves) */
   hsTerm: number;
   hsVote: number;
+  /** this node's proposals by the log index of their entry, until that index applies here:
+   *  the entry applied there either carries them (answered with its result) or replaced theirs
+   *  after a leadership change (answered: not applied). Kept across leadership changes. */
+  proposed: Map<number, number[]>;
   /** a membership change proposed here, waiting for its entry to apply */
   confWait: { resolve: (c: ConfState) => void; reject: (e: Error) => void; deadline: number; afterIndex: number } | undefined;
 }
@@ -195,6 +206,9 @@ interface Turn {
   confDone: Group[];
 }
 
+/** An answer to one of this node's proposals, given once the apply is written. */
+type Done = { seq: number; result: CommandResult } | { seq: number; error: StoreError };
+
 const RESOLVED: Promise<void> = Promise.resolve();
 
 const QUIESCE = 1;
@@ -205,7 +219,10 @@ export class MultiRaftHost {
   private readonly groups = new Map<number, Group>(); // by group id
   private readonly dirty = new Set<Group>();
   private readonly pending = new Map<number, Pending>();
-  private seq = 0;
+  /** Tags this node's proposals. Starts from the clock (ms x 1000), not 0: entries proposed by an
+   *  earlier run of this node may still be applied after a restart (a lagging replica replays
+   *  them), and must not answer a new proposal that happens to reuse their seq. */
+  private seq = Date.now() * 1000;
   private readCtxSeq = 0;
   private ticks = 0;
   private timer: NodeJS.Timeout | undefined;
@@ -316,6 +333,7 @@ export class MultiRaftHost {
       reads: [],
       readCtx: new Map(),
       readWait: [],
+      proposed: new Map(),
       quiesced: false,
       quiescedAt: 0,
       idleTicks: 0,
@@ -405,7 +423,7 @@ export class MultiRaftHost {
     const r = g.node.raft;
     const progress = new Map<number, { match: number; isLearner: boolean; recentActive: boolean; replicating: boolean }>();
     if (r.role === StateRole.Leader) for (const [id, pr] of r.tracker.progress) progress.set(id, { match: pr.match, isLearner: pr.isLearner, recentActive: pr.recentActive, replicating: pr.state === ProgressState.Replicate });
-    return { role: r.role, lead: r.lead, term: r.term, commit: r.log.committed, applied: g.applied, confState: cloneConfState(g.confState), progress };
+    return { role: r.role, lead: r.lead, term: r.term, commit: r.log.committed, applied: g.applied, lastIndex: r.log.lastIndex(), confState: cloneConfState(g.confState), progress };
   }
 
   /**
@@ -516,7 +534,7 @@ export class MultiRaftHost {
       this.wake(g);
       this.dirty.add(g);
       this.kick();
-      return new Promise((resolve, reject) => this.pending.set(seq, { resolve, reject, group: g, deadline: Date.now() + this.o.requestTimeoutMs }));
+      return new Promise((resolve, reject) => this.pending.set(seq, { resolve, reject, group: g, deadline: Date.now() + this.o.requestTimeoutMs, index: 0 }));
     } catch (err) {
       return Promise.reject(err);
     }
@@ -903,6 +921,17 @@ export class MultiRaftHost {
             g.node.propose(encodeEntry(cmds));
             this.stats.entriesProposed++;
             this.stats.commandsProposed += cmds.length;
+            const index = g.node.raft.log.lastIndex();
+            const seqs: number[] = [];
+            for (const c of cmds) {
+              const p = this.pending.get(c.seq);
+              if (p) p.index = index;
+              seqs.push(c.seq);
+            }
+            // an index can hold an earlier proposal of ours that another leader's entry replaced
+            // here before we led again: both wait for what applies there
+            const earlier = g.proposed.get(index);
+            g.proposed.set(index, earlier ? earlier.concat(seqs) : seqs);
           } catch (err) {
             for (const c of cmds) this.rejectSeq(c.seq, isRaftError(err, 'PROPOSAL_DROPPED') ? new StoreError('NOT_LEADER', `shard ${g.shardId}: ${(err as Error).message}`, r.lead) : (err as Error));
           }
@@ -967,7 +996,7 @@ export class MultiRaftHost {
     this.stats.readyGroups += readies.length;
     const b = this.log.batch();
     const early = new ApplyBatch(this.engine, this.ranges);
-    const earlyDone: Array<{ seq: number; result: CommandResult }> = [];
+    const earlyDone: Done[] = [];
     const earlyMoved: number[] = [];
     const lateMsgs: Array<[Group, Message]> = [];
     const lateApply: Array<[Group, Ready]> = [];
@@ -1029,7 +1058,7 @@ export class MultiRaftHost {
     for (const [g, m] of t.lateMsgs ?? []) this.outbox(m.to).push({ groupId: g.groupId, message: m });
     this.sendOutboxes();
     const late = new ApplyBatch(this.engine, this.ranges);
-    const done: Array<{ seq: number; result: CommandResult }> = [];
+    const done: Done[] = [];
     const moved: number[] = [];
     for (const [g, rd] of t.lateApply ?? []) {
       if (this.groups.get(g.groupId) !== g) continue; // destroyed while in flight: its data is gone
@@ -1058,7 +1087,7 @@ export class MultiRaftHost {
       g.node.advance();
       g.inFlight = false;
       if (rd.softState) this.stats.roleChanges++;
-      if (rd.softState && rd.softState.role !== StateRole.Leader) this.dropPending(g);
+      if (rd.softState && rd.softState.role !== StateRole.Leader) this.rejectUnproposed(g);
       if (rd.softState) this.resendReads(g);
       if (this.groups.get(g.groupId) !== g) continue; // destroyed meanwhile
       if (g.redo || g.node.hasReady()) this.dirty.add(g);
@@ -1077,8 +1106,9 @@ export class MultiRaftHost {
   }
 
   /** Adds a Ready's snapshot and committed entries to `ab`; collects this node's proposals. */
-  private applyEntries(g: Group, rd: Ready, ab: ApplyBatch, done: Array<{ seq: number; result: CommandResult }>, t: Turn): void {
+  private applyEntries(g: Group, rd: Ready, ab: ApplyBatch, done: Done[], t: Turn): void {
     if (rd.snapshot && rd.snapshot.metadata.index > g.applied) {
+      if (g.proposed.size > 0) this.settleProposedBySnapshot(g, rd.snapshot.metadata.index, done);
       ab.applySnapshot(g.shardId, rd.snapshot.metadata.index, rd.snapshot.data);
       g.applied = rd.snapshot.metadata.index;
       g.confState = cloneConfState(rd.snapshot.metadata.confState);
@@ -1088,12 +1118,18 @@ export class MultiRaftHost {
     if (rd.committedEntries.length === 0) return;
     for (const e of rd.committedEntries) {
       if (e.index <= g.applied) continue;
+      const carried: number[] = [];
       if (e.type === EntryType.ConfChange) {
         g.confState = g.node.applyConfChange(decodeConfChange(e.data));
         if (g.confWait && e.index > g.confWait.afterIndex) t.confDone.push(g);
       } else {
-        for (const { cmd, result } of ab.applyEntry(g.shardId, e.index, e.data)) if (cmd.proposer === this.nodeId) done.push({ seq: cmd.seq, result });
+        for (const { cmd, result } of ab.applyEntry(g.shardId, e.index, e.data)) {
+          if (cmd.proposer !== this.nodeId) continue;
+          done.push({ seq: cmd.seq, result });
+          carried.push(cmd.seq);
+        }
       }
+      if (g.proposed.size > 0) this.settleProposed(g, e.index, carried, done);
       g.applied = e.index;
     }
     ab.setApplied(g.shardId, g.applied);
@@ -1101,7 +1137,7 @@ export class MultiRaftHost {
   }
 
   /** One engine write for a batch of applies; then answers the proposers and tells listeners. */
-  private async commitApply(ab: ApplyBatch, done: Array<{ seq: number; result: CommandResult }>, moved: number[]): Promise<void> {
+  private async commitApply(ab: ApplyBatch, done: Done[], moved: number[]): Promise<void> {
     const ta = performance.now();
     await ab.commit();
     this.stats.applyWrites++;
@@ -1115,13 +1151,13 @@ export class MultiRaftHost {
         }
       }
     }
-    for (const { seq, result } of done) {
-      const p = this.pending.get(seq);
-      if (p) {
-        this.pending.delete(seq);
-        if (result.rejected) p.reject(new StoreError(result.rejected.code, result.rejected.message));
-        else p.resolve(result);
-      }
+    for (const d of done) {
+      const p = this.pending.get(d.seq);
+      if (!p) continue;
+      this.pending.delete(d.seq);
+      if ('error' in d) p.reject(d.error);
+      else if (d.result.rejected) p.reject(new StoreError(d.result.rejected.code, d.result.rejected.message));
+      else p.resolve(d.result);
     }
   }
 
@@ -1287,12 +1323,54 @@ export class MultiRaftHost {
     g.readWait = keep;
   }
 
-  /** Leadership lost: the outcome of accepted-but-unapplied proposals is unknown. */
-  private dropPending(g: Group, err?: StoreError): void {
+  /**
+   * Leadership lost. A proposal already in the log may still commit under the next leader (a
+   * leadership transfer hands over a log that holds it), so it keeps waiting for its index to
+   * apply here (settleProposed); only one that never reached the log fails now: NOT_LEADER,
+   * which a client may retry.
+   */
+  private rejectUnproposed(g: Group): void {
+    for (const [seq, p] of this.pending) {
+      if (p.group !== g || p.index > 0) continue;
+      this.pending.delete(seq);
+      p.reject(new StoreError('NOT_LEADER', `node ${this.nodeId} no longer leads shard ${g.shardId}`, g.node.raft.lead));
+    }
+  }
+
+  /**
+   * Index `index` of the group applied here: this node's proposals whose entry had that index
+   * and that the applied entry does not carry (`carried`: seqs it holds from this node) were
+   * replaced by another leader's entry and will never apply (Raft applies each index once).
+   */
+  private settleProposed(g: Group, index: number, carried: readonly number[], done: Done[]): void {
+    const seqs = g.proposed.get(index);
+    if (!seqs) return;
+    g.proposed.delete(index);
+    for (const seq of seqs) {
+      if (carried.includes(seq) || !this.pending.has(seq)) continue;
+      done.push({ seq, error: new StoreError('NOT_LEADER', `shard ${g.shardId}: leadership changed and another entry took index ${index}; the command was not applied`, g.node.raft.lead) });
+    }
+  }
+
+  /** A snapshot up to `index` applied here: whether it holds this node's proposals at or below
+   *  it cannot be told, so their outcome is unknown. */
+  private settleProposedBySnapshot(g: Group, index: number, done: Done[]): void {
+    for (const [i, seqs] of g.proposed) {
+      if (i > index) continue;
+      g.proposed.delete(i);
+      for (const seq of seqs) {
+        if (this.pending.has(seq)) done.push({ seq, error: new StoreError('PROPOSAL_DROPPED', `shard ${g.shardId}: leadership changed and a snapshot covered index ${i}; the command may or may not be applied`, g.node.raft.lead) });
+      }
+    }
+  }
+
+  /** The replica is gone: a proposal still queued was never proposed (`notLed`); one in the log
+   *  may have committed elsewhere, so its outcome is unknown. */
+  private dropPending(g: Group, notLed: StoreError): void {
     for (const [seq, p] of this.pending) {
       if (p.group !== g) continue;
       this.pending.delete(seq);
-      p.reject(err ?? new StoreError('PROPOSAL_DROPPED', `node ${this.nodeId} lost leadership of shard ${g.shardId}; the command may or may not be applied`, g.node.raft.lead));
+      p.reject(p.index === 0 ? notLed : new StoreError('PROPOSAL_DROPPED', `node ${this.nodeId} left shard ${g.shardId}'s group; the command may or may not be applied`, g.node.raft.lead));
     }
   }
 

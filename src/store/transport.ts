@@ -36,7 +36,11 @@ export class LocalHub {
       send: (to, batch) => {
         const peer = this.nodes.get(to);
         const drop = this.drop;
-        if (drop) batch = batch.filter((m) => !drop(nodeId, to, m));
+        if (drop) {
+          batch = batch.filter((m) => !drop(nodeId, to, m));
+          // nothing got through: the receiver must not count it as hearing from this node
+          if (batch.length === 0) return;
+        }
         if (peer?.receive) peer.receive(nodeId, batch);
         else entry.unreachable?.(to);
       },

@@ -135,6 +135,59 @@ describe('store: MultiRaftHost (3 hosts, LocalHub, real files)', function () {
     }
   });
 
+  /** Host 1 leads shard 0; returns a function that cuts host 1 off (both directions) while `on`. */
+  async function ledByHost1(): Promise<(cut: (from: number, to: number) => boolean) => void> {
+    c = new TestCluster([1, 2, 3], [0], { requestTimeoutMs: 60000 });
+    await c.startAll();
+    c.hosts.get(1)!.campaign(0);
+    await c.waitLeaders();
+    return (cut) => {
+      c.hub.drop = (from, to) => cut(from, to);
+    };
+  }
+
+  it('a proposal in the log when leadership moves is answered with its result once the next leader commits it (not an unknown outcome)', async () => {
+    const setCut = await ledByHost1();
+    const h1 = c.hosts.get(1)!;
+    // the followers get the entry, host 1 never hears that they did
+    setCut((from, to) => to === 1 && from !== 1);
+    const before = h1.replicaStatus(0).lastIndex;
+    const put = h1.propose(0, { ops: [{ type: 'put', key: k('moved'), value: v('kept') }] });
+    const outcome = put.then((r) => r, (e: unknown) => e);
+    await waitFor(() => [2, 3].every((id) => c.hosts.get(id)!.replicaStatus(0).lastIndex > before), 10000, 'the entry on the followers');
+    // host 1 is cut off entirely: 2 and 3 elect a leader, whose log holds the entry
+    setCut((from, to) => from === 1 || to === 1);
+    await waitFor(() => [2, 3].some((id) => c.hosts.get(id)!.isLeader(0)), 10000, 'a new leader');
+    c.hub.drop = undefined;
+    const r = await outcome;
+    expect(r, String(r)).to.not.be.instanceOf(Error);
+    const version = ((r as CommandResult).results[0] as { version: number }).version;
+    const l = c.leader(0)!;
+    expect(l.nodeId).to.not.equal(1);
+    const read = await l.read(0, k('moved'));
+    expect(read.found).to.equal(true);
+    expect(read.version).to.equal(version);
+  });
+
+  it('a proposal whose entry the next leader replaced fails NOT_LEADER (provably not applied, so a client may retry it)', async () => {
+    const setCut = await ledByHost1();
+    const h1 = c.hosts.get(1)!;
+    // host 1 appends alone: nobody else ever sees the entry
+    setCut((from, to) => from === 1 || to === 1);
+    const before = h1.replicaStatus(0).lastIndex;
+    const outcome = h1.propose(0, { ops: [{ type: 'put', key: k('lost'), value: v('x') }] }).then((r) => r, (e: unknown) => e);
+    await waitFor(() => h1.replicaStatus(0).lastIndex > before, 10000, 'the entry in host 1 log');
+    await waitFor(() => [2, 3].some((id) => c.hosts.get(id)!.isLeader(0)), 10000, 'a new leader');
+    const l = c.leader(0)!;
+    await l.propose(0, { ops: [{ type: 'put', key: k('other'), value: v('y') }] });
+    c.hub.drop = undefined;
+    const r = await outcome;
+    expect(r).to.be.instanceOf(StoreError);
+    expect((r as StoreError).code, (r as Error).message).to.equal('NOT_LEADER');
+    await waitFor(() => h1.replicaStatus(0).applied >= l.replicaStatus(0).commit, 10000, 'host 1 caught up');
+    for (const h of c.hosts.values()) expect(h.readLocal(0, k('lost')).found, `host ${h.nodeId}`).to.equal(false);
+  });
+
   it('a follower read sent to a leader that dies is re-sent to the next leader (not left to time out)', async () => {
     c = new TestCluster([1, 2, 3], [0], { requestTimeoutMs: 60000 });
     await c.startAll();
