@@ -4,11 +4,12 @@
 // turns, in the Raft-log persist and in apply) and the server's CPU over the run.
 //
 //   node dist/bench/cluster/probe.js [--nodes 3] [--shards 1024] [--concurrency 16]
-//        [--duration 8] [--ops put] [--cpu-prof <dir>]   (--cpu-prof: V8 profiles of the servers)
+//        [--duration 8] [--ops put] [--warmup <s>] [--cpu-prof <dir>]   (--cpu-prof: V8 profiles of the servers)
+//   DISTCACHE_SERVER_NODE_ARGS='--flag ...' adds node/V8 flags to the servers' command line.
 //
 // Every process it started is stopped by PID and the temp dirs removed (procs.ts).
 import { spawn } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { eventually, localCluster, connect } from '../../test/server/harness.js';
@@ -64,13 +65,29 @@ async function stats(httpPort: number): Promise<Stats> {
   return s;
 }
 
+/** One cache-bench child process against `endpoints`; resolves with what it printed. */
+function runBench(endpoints: string[], args: string[]): Promise<string> {
+  return new Promise<string>((resolve, reject) => {
+    const env = { ...process.env };
+    delete env['NODE_OPTIONS'];
+    const p = spawn(process.execPath, [BENCH_JS, '--endpoints', endpoints.join(','), ...args, '--no-progress'], { stdio: ['ignore', 'pipe', 'inherit'], env });
+    trackProcess(p);
+    let s = '';
+    p.stdout.on('data', (d: Buffer) => (s += d.toString()));
+    p.on('exit', (code) => (code === 0 ? resolve(s) : reject(new Error(`cache-bench exited ${code}`))));
+  });
+}
+
 async function main(): Promise<void> {
   installSignalCleanup();
   const size = Number(arg('nodes', '3'));
   const shards = Number(arg('shards', '1024'));
   const prof = process.argv.includes('--cpu-prof') ? arg('cpu-prof', '/tmp/distcache-prof') : undefined;
   const nodes = await localCluster(Array.from({ length: size }, (_, i) => `n${i + 1}`), shards);
-  if (prof) for (const n of nodes) n.proc.spec.nodeArgs = ['--cpu-prof', `--cpu-prof-dir=${prof}`];
+  // DISTCACHE_SERVER_NODE_ARGS: node/V8 flags for the servers that NODE_OPTIONS refuses (an A/B
+  // variant sets it, e.g. --single-threaded-gc)
+  const extra = (process.env['DISTCACHE_SERVER_NODE_ARGS'] ?? '').split(' ').filter((a) => a !== '');
+  for (const n of nodes) n.proc.spec.nodeArgs = [...extra, ...(prof ? ['--cpu-prof', `--cpu-prof-dir=${prof}`] : [])];
   for (const n of nodes) trackDir(n.dir);
   await Promise.all(nodes.map(async (n) => {
     const p = n.proc.start(60_000);
@@ -98,28 +115,29 @@ async function main(): Promise<void> {
     const others = (m: Map<string, number>): number => [...m].filter(([k]) => k !== 'main').reduce((a, [, v]) => a + v, 0);
     console.log('idle: ' + nodes.map((n, i) => `${n.id} main ${(((i1[i]!.get('main') ?? 0) - (i0[i]!.get('main') ?? 0)) / 30).toFixed(1)}% other ${((others(i1[i]!) - others(i0[i]!)) / 30).toFixed(1)}%`).join(', '));
   }
+  const warmupSec = Number(arg('warmup', '0'));
+  if (warmupSec > 0) {
+    // unmeasured load first, so the measured window sees JIT-compiled servers (as a long-running
+    // node is), not their warm-up
+    await runBench(nodes.map((n) => n.address), ['--concurrency', arg('concurrency', '16'), '--duration', String(warmupSec), '--ops', 'put,get', '--seed', '7']);
+  }
   const before = await Promise.all(httpPorts.map(stats));
   const cpu0 = nodes.map((n) => cpuMs(n.proc.pid!));
   const sys0 = nodes.map((n) => sysMs(n.proc.pid!));
   const thr0 = nodes.map((n) => threadsMs(n.proc.pid!));
+  const outMark = nodes.map((n) => [n.proc.out.length, n.proc.err.length] as const);
   const t0 = Date.now();
-  const benchArgs = [BENCH_JS, '--endpoints', nodes.map((n) => n.address).join(','), '--concurrency', arg('concurrency', '16'), '--duration', arg('duration', '8'), '--ops', arg('ops', 'put'), '--seed', '42', '--no-progress'];
-  const out = await new Promise<string>((resolve, reject) => {
-    const env = { ...process.env };
-    delete env['NODE_OPTIONS'];
-    const p = spawn(process.execPath, benchArgs, { stdio: ['ignore', 'pipe', 'inherit'], env });
-    trackProcess(p);
-    let s = '';
-    p.stdout.on('data', (d: Buffer) => (s += d.toString()));
-    p.on('exit', (code) => (code === 0 ? resolve(s) : reject(new Error(`cache-bench exited ${code}`))));
-  });
+  const out = await runBench(nodes.map((n) => n.address), ['--concurrency', arg('concurrency', '16'), '--duration', arg('duration', '8'), '--ops', arg('ops', 'put'), '--seed', '42']);
   const wall = Date.now() - t0;
   const after = await Promise.all(httpPorts.map(stats));
   const cpu1 = nodes.map((n) => cpuMs(n.proc.pid!));
   const sys1 = nodes.map((n) => sysMs(n.proc.pid!));
   const thr1 = nodes.map((n) => threadsMs(n.proc.pid!));
   console.log(out.trim());
-  const keys = [...Object.keys(after[0]!.host).filter((k) => k.startsWith('qx_')), 'roleChanges', 'maxTurnsInFlight', 'earlySends', 'earlyApplies', 'beginMs', 'turns', 'readyGroups', 'logWrites', 'applyWrites', 'sends', 'messagesSent', 'commandsProposed', 'entriesProposed', 'turnMs', 'persistMs', 'applyMs'];
+  // DISTCACHE_PROBE_OUT_DIR: keep what each server printed during the run (e.g. V8 --trace-deopt)
+  const outDir = process.env['DISTCACHE_PROBE_OUT_DIR'];
+  if (outDir) nodes.forEach((n, i) => writeFileSync(path.join(outDir, `${n.id}.out`), n.proc.out.slice(outMark[i]![0]) + n.proc.err.slice(outMark[i]![1])));
+  const keys = [...Object.keys(after[0]!.host).filter((k) => k.startsWith('qx_')), 'roleChanges', 'maxTurnsInFlight', 'earlySends', 'earlyApplies', 'beginMs', 'turns', 'readyGroups', 'logWrites', 'applyWrites', 'sends', 'messagesSent', 'commandsProposed', 'entriesProposed', 'electionTimeouts', 'quorumStepDowns', 'turnMs', 'persistMs', 'applyMs'];
   for (let i = 0; i < nodes.length; i++) {
     const d: Record<string, number> = {};
     for (const k of keys) d[k] = (after[i]!.host[k] ?? 0) - (before[i]!.host[k] ?? 0);

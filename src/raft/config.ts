@@ -48,6 +48,11 @@ export interface RaftConfig {
    *  ReadIndex always go out; with leases enabled nothing is skipped (leases count heartbeat
    *  acks). Cuts the messages of busy groups (many groups per node). Default false. */
   skipHeartbeatAfterAppend?: boolean;
+  /** A commit advance sends no empty appends: followers learn the commit index from the next
+   *  append or heartbeat, or from the application (RawNode.learnCommit, e.g. a host's quiesce
+   *  message). Saves an append and its response per follower per write when writes to a group
+   *  are sparse; followers apply later (the leader answers its clients as before). Default false. */
+  lazyCommitBroadcast?: boolean;
   logger?: Logger;
 }
 
@@ -74,6 +79,7 @@ export interface ValidConfig {
   snapshotWindow: number;
   disableProposalForwarding: boolean;
   skipHeartbeatAfterAppend: boolean;
+  lazyCommitBroadcast: boolean;
   logger: Logger;
 }
 
@@ -132,6 +138,7 @@ export function validateConfig(c: RaftConfig): ValidConfig {
     snapshotWindow: posInt(c.snapshotWindow ?? 4, 'snapshotWindow'),
     disableProposalForwarding: c.disableProposalForwarding ?? false,
     skipHeartbeatAfterAppend: (c.skipHeartbeatAfterAppend ?? false) && !leaseEnabled,
+    lazyCommitBroadcast: c.lazyCommitBroadcast ?? false,
     logger,
   };
 }

@@ -190,6 +190,7 @@ function handleAppendResponse(r: Raft, m: Message, pr: Progress): void {
     }
     return;
   }
+  const committedBefore = r.log.committed;
   const updated = pr.maybeUpdate(m.index);
   switch (pr.state) {
     case ProgressState.Probe:
@@ -208,7 +209,9 @@ function handleAppendResponse(r: Raft, m: Message, pr: Progress): void {
   }
   if (updated && r.maybeCommit()) {
     releasePendingReadIndexMessages(r);
-    bcastAppend(r);
+    // Lazily, followers learn a commit later; but not a membership change's: a replica it
+    // removes would never hear of it again (nor, from the leader of a new term, its first entries).
+    if (!r.cfg.lazyCommitBroadcast || r.pendingConfIndex > committedBefore) bcastAppend(r);
   }
   // Pipelining: keep filling the window while there are entries to send.
   while (maybeSendAppend(r, m.from, false)) {

@@ -114,6 +114,18 @@ export class RawNode {
     this.raft.step(makeMessage({ type: MessageType.Unreachable, from: id }));
   }
 
+  /** The application learned out of band (e.g. a host-level quiesce message, with
+   *  lazyCommitBroadcast) that `leader`, leading at `term`, has committed its log up to `index`,
+   *  its last entry. Commits here up to it, as a heartbeat would but without a response, if this
+   *  is a follower of that leader at that term holding an entry of that term at that index (by
+   *  Log Matching its log then equals the leader's up to there). Returns whether it did. */
+  learnCommit(leader: number, term: number, index: number): boolean {
+    const r = this.raft;
+    if (r.role !== StateRole.Follower || r.term !== term || r.lead !== leader || r.log.termOf(index) !== term) return false;
+    if (index > r.log.committed) r.log.commitTo(index);
+    return true;
+  }
+
   /** Whether the leader can currently serve reads from its lease. */
   hasValidLease(): boolean {
     return this.raft.role === StateRole.Leader && leaseValid(this.raft);

@@ -25,7 +25,10 @@
 // Quiescence (idle groups cost ~nothing): a leader whose group has been idle for
 // quiesceAfterTicks ticks (everything committed, applied and acknowledged by every voter, no
 // pending requests) stops being ticked and tells its followers (a host-level message, group id 0)
-// to stop ticking too. Any message, proposal or read for the group wakes it. Host-level liveness
+// to stop ticking too; the message also carries the commit index, which is how the followers of
+// a group written once learn that the write committed (Raft runs with lazyCommitBroadcast: no
+// empty appends on a commit advance, two messages fewer per follower per put). Any message,
+// proposal or read for the group wakes it. Host-level liveness
 // pings (one per peer NODE per heartbeat interval, not per group) wake every quiesced group that
 // includes a node not heard from for an election timeout, so followers of a dead leader elect a
 // new one. A leader that wakes moves its lease clock forward by the ticks it missed (capped at
@@ -235,7 +238,7 @@ export class MultiRaftHost {
   private readonly peerHeardAt = new Map<number, number>();
   private readonly rng: Rng;
   private readonly o: Required<Omit<HostOptions, 'lsm' | 'raftLog' | 'seed' | 'transport' | 'nodeId' | 'dataDir' | 'mayCreateReplica' | 'slotCount'>>;
-  readonly stats = { logGcs: 0, logGcCompactions: 0, logSegmentsDeletedBefore: 0, turns: 0, logWrites: 0, entriesProposed: 0, commandsProposed: 0, applyWrites: 0, messagesSent: 0, sends: 0, snapshotsCreated: 0, snapshotsApplied: 0, messagesReceived: 0, ticks: 0, replicasCreated: 0, replicasDestroyed: 0, reads: 0, followerReads: 0, readyGroups: 0, turnMs: 0, beginMs: 0, persistMs: 0, applyMs: 0, earlySends: 0, earlyApplies: 0, maxTurnsInFlight: 0, roleChanges: 0, gcPauses: 0 };
+  readonly stats = { logGcs: 0, logGcCompactions: 0, logSegmentsDeletedBefore: 0, turns: 0, logWrites: 0, entriesProposed: 0, commandsProposed: 0, applyWrites: 0, messagesSent: 0, sends: 0, snapshotsCreated: 0, snapshotsApplied: 0, messagesReceived: 0, ticks: 0, replicasCreated: 0, replicasDestroyed: 0, reads: 0, followerReads: 0, readyGroups: 0, turnMs: 0, beginMs: 0, persistMs: 0, applyMs: 0, earlySends: 0, earlyApplies: 0, maxTurnsInFlight: 0, roleChanges: 0, gcPauses: 0, electionTimeouts: 0, quorumStepDowns: 0 };
 
   private constructor(
     private readonly opts: HostOptions,
@@ -309,6 +312,8 @@ export class MultiRaftHost {
       preVote: true,
       // with ~1000 busy groups per node, heartbeats next to appends were most of the messages
       skipHeartbeatAfterAppend: true,
+      // followers learn a commit from the next append, heartbeat or QUIESCE message
+      lazyCommitBroadcast: true,
     });
     // Membership changes between the log's snapshot and the applied index are not handed out
     // again as committed entries (the engine already has their effects): re-apply them to Raft
@@ -590,12 +595,24 @@ export class MultiRaftHost {
     const now = Date.now();
     for (const g of this.groups.values()) {
       if (g.quiesced) continue;
+      // before the tick: the heartbeats it may produce would reach the followers after the
+      // QUIESCE message and wake them, with no leader ticking to follow up
+      if (this.o.quiesceAfterTicks > 0 && this.quiesceDue(g)) {
+        this.quiesce(g);
+        continue;
+      }
+      const before = g.node.raft.role;
       g.node.tick();
       this.stats.ticks++;
+      const after = g.node.raft.role;
+      if (after !== before) {
+        // ticks change a role only by an election timeout or a CheckQuorum step-down
+        if (before === StateRole.Leader) this.stats.quorumStepDowns++;
+        else if (before === StateRole.Follower) this.stats.electionTimeouts++;
+      }
       // Most ticks of most groups change nothing a Ready would carry (no heartbeat due, no
       // election): keep those groups out of the next turn.
       if (g.node.hasReady()) this.dirty.add(g);
-      if (this.o.quiesceAfterTicks > 0) this.maybeQuiesce(g);
     }
     // timeouts
     for (const [seq, p] of this.pending) {
@@ -646,21 +663,22 @@ export class MultiRaftHost {
     for (const g of this.groups.values()) if (g.quiesced && g.confState.voters.includes(node)) this.wake(g);
   }
 
-  private maybeQuiesce(g: Group): void {
+  /** Counts a leader's idle ticks; true once it has been idle for quiesceAfterTicks ticks and
+   *  has nothing in flight or pending (whatever a pending Ready sends would follow the QUIESCE). */
+  private quiesceDue(g: Group): boolean {
     const r = g.node.raft;
     if (r.role !== StateRole.Leader) {
       g.idleTicks = 0;
-      return;
+      return false;
     }
     const last = r.log.lastIndex();
     const idle = last === g.lastIndexSeen && this.idleLeader(g);
     g.lastIndexSeen = last;
     if (!idle) {
       g.idleTicks = 0;
-      return;
+      return false;
     }
-    if (++g.idleTicks < this.o.quiesceAfterTicks) return;
-    this.quiesce(g);
+    return ++g.idleTicks >= this.o.quiesceAfterTicks && !g.inFlight && !g.node.hasReady();
   }
 
   /** A leader with nothing to do: no queued proposals or reads, everything committed, applied
@@ -677,8 +695,8 @@ export class MultiRaftHost {
   }
 
   /** Quiesces an idle leader right away (not after quiesceAfterTicks idle ticks) once its last
-   *  Ready went out: a put's group then costs no heartbeats at all. Its followers hold the last
-   *  commit index (the commit broadcast left before the QUIESCE message, on the same stream). */
+   *  Ready went out: a put's group then costs no heartbeats at all. The QUIESCE message carries
+   *  the commit index to its followers (leaders send no separate commit broadcast). */
   private maybeQuiesceNow(g: Group): void {
     if (this.o.quiesceAfterTicks <= 0 || g.quiesced || g.inFlight || this.groups.get(g.groupId) !== g) return;
     if (!this.idleLeader(g) || g.node.hasReady()) return;
@@ -743,8 +761,8 @@ export class MultiRaftHost {
       }
       const g = this.groups.get(groupId) ?? this.maybeCreateReplica(groupId, message);
       if (!g) continue;
-      // An append or heartbeat ack reaching a quiesced leader (the ack of its last commit
-      // broadcast, typically) leaves it quiesced unless it shows work to do.
+      // An append or heartbeat ack reaching a quiesced leader (a late ack of its last append,
+      // typically) leaves it quiesced unless it shows work to do.
       const ack = g.quiesced && (message.type === MessageType.AppResp || message.type === MessageType.HeartbeatResp) && !message.reject;
       if (!ack) this.wake(g);
       try {
@@ -784,14 +802,10 @@ export class MultiRaftHost {
       if (r.term !== term || r.lead !== from || r.log.lastIndex() !== index || g.queue.length > 0 || g.reads.length > 0 || g.readCtx.size > 0) return;
       if (r.log.committed < index) {
         // The leader quiesces only once this replica acknowledged its whole log (match = index),
-        // so index is committed and held here: what a heartbeat would say. A commit broadcast
-        // that skipped this follower (paused while probing) is made up for this way.
-        try {
-          g.node.step(makeMessage({ type: MessageType.Heartbeat, from, to: this.nodeId, term, commit: index }));
-        } catch (err) {
-          if (!isRaftError(err, 'PROPOSAL_DROPPED')) this.fail(err);
-          return;
-        }
+        // so index is committed and held here. Leaders send no commit broadcast
+        // (lazyCommitBroadcast): for a put to an otherwise idle group this message is what
+        // tells its followers the entry committed.
+        if (!g.node.learnCommit(from, term, index)) return;
         this.dirty.add(g);
         this.kick();
       }

@@ -1,7 +1,7 @@
 // Raft paper §8 (client interaction): forwarding, linearizable reads by ReadIndex (leader and
 // follower), lease reads, and leadership transfer (thesis §3.10).
 import { expect } from 'chai';
-import { EntryType, MessageType, RaftError, type Raft, StateRole } from '../../src/raft/index.js';
+import { ConfChangeType, EntryType, MessageType, RaftError, type Raft, StateRole } from '../../src/raft/index.js';
 import { Network, bytes, text } from './harness/network.js';
 import { msg, newRaft, ofType, storageWith } from './harness/helpers.js';
 
@@ -245,5 +245,61 @@ describe('Raft: skipHeartbeatAfterAppend (many busy groups per node)', () => {
     }
     expect(net.raft(1).role).to.equal(StateRole.Leader);
     for (const id of [1, 2, 3]) expect(net.appliedStrings(id)).to.have.length(50);
+  });
+});
+
+describe('Raft: lazyCommitBroadcast (followers learn a commit later)', () => {
+  const commitApps = (net: Network, from: number): number => net.delivered.filter((m) => m.from === from && m.type === MessageType.App && m.entries.length === 0).length;
+
+  it('a commit advance sends no empty appends; the followers apply once a heartbeat carries the commit', () => {
+    const lazy = new Network([1, 2, 3], { lazyCommitBroadcast: true });
+    lazy.campaign(1);
+    lazy.tickAll(2);
+    lazy.delivered.length = 0;
+    lazy.propose(1, 'x');
+    expect(lazy.appliedStrings(1), 'the leader applies (and would answer its client) at once').to.deep.equal(['x']);
+    expect(lazy.appliedStrings(2), 'no commit broadcast reached follower 2').to.deep.equal([]);
+    expect(commitApps(lazy, 1)).to.equal(0);
+    lazy.tickAll(1); // heartbeatTick 1: the next beat carries the commit index
+    for (const id of [2, 3]) expect(lazy.appliedStrings(id)).to.deep.equal(['x']);
+
+    const eager = new Network([1, 2, 3]);
+    eager.campaign(1);
+    eager.tickAll(2);
+    eager.delivered.length = 0;
+    eager.propose(1, 'x');
+    expect(eager.appliedStrings(2)).to.deep.equal(['x']);
+    expect(commitApps(eager, 1)).to.equal(2);
+  });
+
+  it('still broadcasts the commit of a membership change: a replica it removes hears of it', () => {
+    const net = new Network([1, 2, 3], { lazyCommitBroadcast: true });
+    net.campaign(1);
+    net.tickAll(2);
+    net.proposeConfChange(1, { changes: [{ type: ConfChangeType.RemoveNode, nodeId: 3 }] });
+    // no ticks: only the commit broadcast can have told node 3
+    expect(net.get(3).confState.voters).to.deep.equal([1, 2]);
+    expect(net.get(1).confState.voters).to.deep.equal([1, 2]);
+  });
+
+  it('learnCommit commits only for the follower of that leader, at that term, holding that entry', () => {
+    const net = new Network([1, 2, 3], { lazyCommitBroadcast: true });
+    net.campaign(1);
+    net.tickAll(2);
+    net.propose(1, 'x');
+    const f = net.get(2).node;
+    const { term } = net.raft(1);
+    const last = net.raft(1).log.lastIndex();
+    expect(f.raft.log.committed).to.be.lessThan(last);
+    expect(f.learnCommit(3, term, last), 'not its leader').to.equal(false);
+    expect(f.learnCommit(1, term + 1, last), 'another term').to.equal(false);
+    expect(f.learnCommit(1, term, last + 1), 'an entry it does not hold').to.equal(false);
+    expect(net.get(1).node.learnCommit(1, term, last), 'a leader learns nothing this way').to.equal(false);
+    expect(f.raft.log.committed).to.be.lessThan(last);
+    expect(f.learnCommit(1, term, last)).to.equal(true);
+    expect(f.raft.log.committed).to.equal(last);
+    net.stabilize();
+    expect(net.appliedStrings(2)).to.deep.equal(['x']);
+    expect(net.appliedStrings(3), 'no response or broadcast followed').to.deep.equal([]);
   });
 });

@@ -201,7 +201,7 @@ describe('store: MultiRaftHost (3 hosts, LocalHub, real files)', function () {
     expect(outcome).to.equal((w.results[0] as { version: number }).version);
   });
 
-  it('a written group quiesces on every replica once replicated, without idle ticks or heartbeats; a follower that missed the commit broadcast learns the commit from the QUIESCE', async () => {
+  it('a written group quiesces on every replica once replicated, without idle ticks or heartbeats; the followers learn the commit from the QUIESCE (no commit broadcast)', async () => {
     // idle-tick quiescence far away (1000 ticks = 10 s): only the eager path can quiesce here
     c = new TestCluster([1, 2, 3], [0, 1], { quiesceAfterTicks: 1000 });
     await c.startAll();
@@ -225,12 +225,14 @@ describe('store: MultiRaftHost (3 hosts, LocalHub, real files)', function () {
     await new Promise((r) => setTimeout(r, 600)); // 60 ticks, >= 3 election timeouts
     expect(sent()).to.equal(before);
     expect(terms(0)).to.deep.equal(term0);
-    // host 3 misses every commit-only append of shard 0 (as a follower paused while probing
-    // would): the QUIESCE message carries the commit to it, and nobody campaigns
+    // no commit-only appends go out (lazyCommitBroadcast): the QUIESCE message carries the
+    // commit to the followers, and nobody campaigns
     let campaigns = 0;
+    let commitOnlyApps = 0;
     c.hub.drop = (from, to, m) => {
       if (m.message.type === 7 /* PreVote */ || m.message.type === 5 /* Vote */) campaigns++;
-      return to === 3 && m.groupId === 1 && m.message.type === 3 /* App */ && m.message.entries.length === 0;
+      if (m.groupId === 1 && m.message.type === 3 /* App */ && m.message.entries.length === 0) commitOnlyApps++;
+      return false;
     };
     const idx = await put(0, 'b');
     await waitFor(() => quiet(0), 3000, 'shard 0 quiesced again, host 3 included');
@@ -240,8 +242,37 @@ describe('store: MultiRaftHost (3 hosts, LocalHub, real files)', function () {
     await new Promise((r) => setTimeout(r, 600));
     c.hub.drop = undefined;
     expect(campaigns, 'pre-votes or votes sent').to.equal(0);
+    expect(commitOnlyApps, 'commit-only appends').to.equal(0);
     expect(terms(0)).to.deep.equal(term0);
     expect(quiet(0)).to.equal(true);
+  });
+
+  it('under a write load over many groups no follower times out: a quiescing leader sends nothing after its QUIESCE (a heartbeat after it would wake followers into elections)', async () => {
+    const shards = Array.from({ length: 64 }, (_, i) => i);
+    c = new TestCluster([1, 2, 3], shards);
+    await c.startAll();
+    c.campaignSpread();
+    await c.waitLeaders();
+    const all = [...c.hosts.values()];
+    const timeouts = (): number => all.reduce((n, h) => n + h.stats.electionTimeouts, 0);
+    const terms = (): number[] => shards.flatMap((s) => all.map((h) => h.replicaStatus(s).term));
+    await waitFor(() => shards.every((s) => all.every((h) => h.isQuiesced(s))), 5000, 'every replica quiesced after the elections');
+    const timeouts0 = timeouts();
+    const terms0 = terms();
+    // 16 writers over random shards for 1.5 s: groups wake, replicate and quiesce all the time
+    const until = Date.now() + 1500;
+    let seed = 12345;
+    const next = (): number => (seed = (seed * 1103515245 + 12345) % 2 ** 31);
+    await Promise.all(Array.from({ length: 16 }, async (_, w) => {
+      for (let i = 0; Date.now() < until; i++) {
+        const s = next() % shards.length;
+        await proposeRetry(c, s, { ops: [{ type: 'put', key: k(`w${w}:${i}`), value: v('x') }] });
+      }
+    }));
+    await waitFor(() => shards.every((s) => all.every((h) => h.isQuiesced(s))), 5000, 'every replica quiesced after the load');
+    await new Promise((r) => setTimeout(r, 300)); // 30 ticks: 3 election timeouts
+    expect(timeouts() - timeouts0, 'election timeouts').to.equal(0);
+    expect(terms()).to.deep.equal(terms0);
   });
 
   it('applied state skips the engine WAL: after crash-like closes (memtables lost) every host re-applies from its Raft log (snapshot records + entries) to the same keys, values and versions', async () => {

@@ -51,6 +51,7 @@ export interface SimConfig {
   maxRate: number;
   /** liveness bound after healing, in ticks */
   livenessTicks: number;
+  lazyCommitBroadcast: boolean;
 }
 
 /** A seed picks a variant so a seed range covers several configurations. */
@@ -81,6 +82,8 @@ export function configForSeed(seed: number, steps: number): SimConfig {
     minRate: 8,
     maxRate: 10,
     livenessTicks: 40 * 10,
+    // drawn last, so the seeds before this option kept their other settings
+    lazyCommitBroadcast: r.chance(0.5),
   };
 }
 
@@ -200,6 +203,7 @@ export class Simulation {
       maxSizePerMsg: 256,
       maxInflightMsgs: 8,
       snapshotChunkBytes: this.cfg.snapshotChunkBytes,
+      lazyCommitBroadcast: this.cfg.lazyCommitBroadcast,
     });
     const r = sn.node.raft;
     // A restarted node's configuration comes from its snapshot (entries after it are re-applied).
