@@ -83,6 +83,7 @@ export interface NodeConfig {
     readonly enable_compression: boolean;
     readonly sync_policy: SyncPolicy;
     readonly block_cache_mb: number;
+    readonly log_writes_in_flight: number;
   };
   readonly monitoring: {
     readonly enable_monitoring: boolean;
@@ -387,6 +388,10 @@ function buildSchema(): Record<string, Record<string, Leaf>> {
         doc: 'When writes reach the disk: always (fsync per group commit), batch (within a few ms), off (OS decides; survives a process crash, not a power loss).',
       }),
       block_cache_mb: leaf('storage', 'block_cache_mb', { ...int(0, 1_048_576), default: 64, doc: 'Cache of uncompressed SSTable blocks, MiB (0 = none).' }),
+      log_writes_in_flight: leaf('storage', 'log_writes_in_flight', {
+        ...int(1, 64), default: 1,
+        doc: 'Raft-log group commits that may wait for the disk at once. 1: each fsync carries everything that arrived during the previous one (fewest writes, least CPU per put; best when CPU is the limit). More: later writes overlap an earlier fsync (lower latency with a slow disk and spare CPU).',
+      }),
     },
     monitoring: {
       enable_monitoring: leaf('monitoring', 'enable_monitoring', { format: 'distcache-bool', default: true, doc: 'Serve Prometheus metrics on metrics_port and track hot keys.' }),
@@ -602,6 +607,7 @@ export function loadConfig(options: LoadConfigOptions = {}): NodeConfig {
       enable_compression: st['enable_compression'] as boolean,
       sync_policy: st['sync_policy'] as SyncPolicy,
       block_cache_mb: st['block_cache_mb'] as number,
+      log_writes_in_flight: st['log_writes_in_flight'] as number,
     },
     monitoring: {
       enable_monitoring: mo['enable_monitoring'] as boolean,

@@ -287,6 +287,7 @@ export class CacheNode {
       tickMs: this.opts.tickMs ?? 100,
       lsm: { memtableBytes: c.storage.memtable_size_mb * 1024 * 1024, compression: c.storage.enable_compression, blockCacheBytes: c.storage.block_cache_mb * 1024 * 1024 },
       raftLog: { sync: c.storage.sync_policy },
+      maxTurnsInFlight: c.storage.log_writes_in_flight,
       slotCount: this.shardMap.shardCount,
       mayCreateReplica: (shardId) => this.mayCreateReplica(shardId),
     });

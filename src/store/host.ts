@@ -112,6 +112,13 @@ export interface HostOptions {
   logGcBytes?: number;
   /** Max bytes of commands batched into one entry. Default 1 MiB. */
   maxEntryBytes?: number;
+  /** Turns of the host loop that may wait for their Raft-log write at once (see "the ready
+   *  loop"). Default 1: group commit, each turn carries everything that arrived during the
+   *  previous one's fsync; fewest turns, least CPU per write. Measured on 2 shared cores with 3
+   *  nodes: 1 vs unbounded gave +18% puts/s and -20% server CPU per put at 64 in flight, about
+   *  even at 16. More overlap a turn's sends and applies with an earlier fsync: lower latency
+   *  when the disk is slow and CPU is spare. */
+  maxTurnsInFlight?: number;
   /** Proposals and reads fail with TIMEOUT after this. Default 5000 ms. */
   requestTimeoutMs?: number;
   seed?: number;
@@ -256,6 +263,7 @@ export class MultiRaftHost {
       snapshotEntries: opts.snapshotEntries ?? 10000,
       logGcBytes: opts.logGcBytes ?? 64 * 1024 * 1024,
       maxEntryBytes: opts.maxEntryBytes ?? 1 << 20,
+      maxTurnsInFlight: Math.max(1, opts.maxTurnsInFlight ?? 1),
       requestTimeoutMs: opts.requestTimeoutMs ?? 5000,
     };
     this.rng = new Rng(opts.seed ?? opts.nodeId * 7919);
@@ -883,6 +891,7 @@ export class MultiRaftHost {
       return;
     }
     this.gcYield = false;
+    if (this.turnsInFlight >= this.o.maxTurnsInFlight) return; // the last one to finish kicks again
     let t: Turn | undefined;
     try {
       t = this.beginTurn();
