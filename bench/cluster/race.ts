@@ -1,12 +1,15 @@
 // The race: distcache vs etcd, same workloads, same machine, same run.
 //
 //   npm run bench:cluster -- [--duration 10] [--concurrency 16,64] [--keys 10000]
-//                            [--value-size 4096] [--workloads put,get,mixed]
+//                            [--value-size 4096] [--workloads put,get,mixed] [--warmup 20]
 //                            [--targets distcache,etcd] [--shards N] [--json-out file]
 //
 // Starts a 3-node distcache cluster (cache-server child processes, default sync policy) and a
 // 3-member etcd cluster (etcd from $ETCD_BIN or PATH, default fsync), all on 127.0.0.1 with temp
-// data dirs; then for each in-flight count, each workload, each target runs one cache-bench child
+// data dirs; then warms each target up (--warmup seconds of unmeasured 50/50 load at the highest
+// in-flight count: a Node server runs its first minute partly interpreted while V8 compiles the
+// hot paths, and a long-running node is past that; etcd gets the same load, so the comparison
+// stays fair); then for each in-flight count, each workload, each target runs one cache-bench child
 // process (`--json`, its progress line on our stderr): put-only, get-only (keys preloaded by the
 // first get-only run of each target, before its clock starts), 50/50. Targets alternate per row
 // so that machine noise hits both alike. Prints a side-by-side table (also as markdown, for
@@ -37,6 +40,7 @@ interface RaceOptions {
   targets: Target[];
   shards: number;
   seed: number;
+  warmupSec: number;
   jsonOut: string | undefined;
 }
 
@@ -68,6 +72,7 @@ function parseArgs(argv: string[]): RaceOptions {
     .option('--targets <list>', 'distcache,etcd', 'distcache,etcd')
     .option('--shards <n>', 'distcache shard count (the server default is 1024)', '1024')
     .option('--seed <n>', 'cache-bench seed (same for both targets)', '42')
+    .option('--warmup <s>', 'seconds of unmeasured 50/50 load per target before the runs (0 = none)', '20')
     .option('--json-out <file>', 'also write every report as JSON')
     .exitOverride();
   cmd.parse(argv, { from: 'user' });
@@ -83,6 +88,7 @@ function parseArgs(argv: string[]): RaceOptions {
     targets: list('--targets', o['targets'] ?? '', ['distcache', 'etcd'] as const),
     shards: posInt('--shards', o['shards'] ?? '', 65535),
     seed: posInt('--seed', o['seed'] ?? '', 0xffff_ffff),
+    warmupSec: o['warmup'] === '0' ? 0 : posInt('--warmup', o['warmup'] ?? '', 3600),
     jsonOut: o['jsonOut'],
   };
 }
@@ -138,7 +144,7 @@ async function main(): Promise<number> {
     `machine: ${cpus.length} x ${cpus[0]?.model ?? '?'}, ${(os.totalmem() / 2 ** 30).toFixed(1)} GiB, node ${process.version}, ${os.type()} ${os.release()}; client and all servers on this box`,
     `load average at start (1/5/15 min): ${os.loadavg().map((l) => l.toFixed(2)).join(' ')} (other processes on the box add noise)`,
     `etcd: ${etcdBin === undefined ? 'not run' : `${etcdVersion(etcdBin)} (${etcdBin})`}`,
-    `workload: ${o.valueSize} B values, ${o.keys} keys uniform, seed ${o.seed}, ${o.durationSec} s per run, in flight ${o.concurrency.join(',')}; distcache ${o.shards} shards, default sync policy; etcd default fsync`,
+    `workload: ${o.valueSize} B values, ${o.keys} keys uniform, seed ${o.seed}, ${o.durationSec} s per run, in flight ${o.concurrency.join(',')}, after ${o.warmupSec} s of unmeasured 50/50 warm-up per target; distcache ${o.shards} shards, default sync policy; etcd default fsync`,
   ];
   process.stderr.write(header.join('\n') + '\n');
 
@@ -152,6 +158,17 @@ async function main(): Promise<number> {
     const t = Date.now();
     endpoints.etcd = (await startEtcdCluster(etcdBin)).endpoints;
     process.stderr.write(`etcd cluster up in ${((Date.now() - t) / 1000).toFixed(1)} s: ${endpoints.etcd.join(',')}\n`);
+  }
+
+  if (o.warmupSec > 0) {
+    for (const target of o.targets) {
+      process.stderr.write(`\n== warm-up, ${target}: ${o.warmupSec} s of 50/50 at ${Math.max(...o.concurrency)} in flight (not measured)\n`);
+      await runBench([
+        '--target', target, '--endpoints', endpoints[target]!.join(','), '--concurrency', String(Math.max(...o.concurrency)),
+        '--duration', String(o.warmupSec), '--value-size', String(o.valueSize), '--keys', String(o.keys),
+        '--seed', String(o.seed + 1), '--ops', 'put,get',
+      ]);
+    }
   }
 
   const rows: RaceRow[] = [];
