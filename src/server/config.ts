@@ -389,8 +389,8 @@ function buildSchema(): Record<string, Record<string, Leaf>> {
       }),
       block_cache_mb: leaf('storage', 'block_cache_mb', { ...int(0, 1_048_576), default: 64, doc: 'Cache of uncompressed SSTable blocks, MiB (0 = none).' }),
       log_writes_in_flight: leaf('storage', 'log_writes_in_flight', {
-        ...int(1, 64), default: 1,
-        doc: 'Raft-log group commits that may wait for the disk at once. 1: each fsync carries everything that arrived during the previous one (fewest writes, least CPU per put; best when CPU is the limit). More: later writes overlap an earlier fsync (lower latency with a slow disk and spare CPU).',
+        ...int(1, 64), default: 64,
+        doc: 'Raft-log group commits that may wait for the disk at once. Many (default): later writes, heartbeats and acks overlap an earlier fsync. 1: plain group commit, each fsync carrying everything that arrived during the previous one (least CPU per put on a CPU-bound node, but a slow fsync then holds every shard).',
       }),
     },
     monitoring: {
