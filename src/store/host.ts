@@ -1149,18 +1149,14 @@ export class MultiRaftHost {
     if (rd.committedEntries.length === 0) return;
     for (const e of rd.committedEntries) {
       if (e.index <= g.applied) continue;
-      const carried: number[] = [];
+      const answeredFrom = done.length; // done[answeredFrom..]: this entry's commands of ours
       if (e.type === EntryType.ConfChange) {
         g.confState = g.node.applyConfChange(decodeConfChange(e.data));
         if (g.confWait && e.index > g.confWait.afterIndex) t.confDone.push(g);
       } else {
-        for (const { cmd, result } of ab.applyEntry(g.shardId, e.index, e.data)) {
-          if (cmd.proposer !== this.nodeId) continue;
-          done.push({ seq: cmd.seq, result });
-          carried.push(cmd.seq);
-        }
+        for (const { cmd, result } of ab.applyEntry(g.shardId, e.index, e.data)) if (cmd.proposer === this.nodeId) done.push({ seq: cmd.seq, result });
       }
-      if (g.proposed.size > 0) this.settleProposed(g, e.index, carried, done);
+      if (g.proposed.size > 0) this.settleProposed(g, e.index, answeredFrom, done);
       g.applied = e.index;
     }
     ab.setApplied(g.shardId, g.applied);
@@ -1370,15 +1366,19 @@ export class MultiRaftHost {
 
   /**
    * Index `index` of the group applied here: this node's proposals whose entry had that index
-   * and that the applied entry does not carry (`carried`: seqs it holds from this node) were
-   * replaced by another leader's entry and will never apply (Raft applies each index once).
+   * and that the applied entry does not carry (its commands of ours are done[answeredFrom..])
+   * were replaced by another leader's entry and will never apply (Raft applies each index once).
    */
-  private settleProposed(g: Group, index: number, carried: readonly number[], done: Done[]): void {
+  private settleProposed(g: Group, index: number, answeredFrom: number, done: Done[]): void {
     const seqs = g.proposed.get(index);
     if (!seqs) return;
     g.proposed.delete(index);
+    const end = done.length;
     for (const seq of seqs) {
-      if (carried.includes(seq) || !this.pending.has(seq)) continue;
+      if (!this.pending.has(seq)) continue;
+      let carried = false;
+      for (let i = answeredFrom; i < end && !carried; i++) carried = done[i]!.seq === seq;
+      if (carried) continue;
       done.push({ seq, error: new StoreError('NOT_LEADER', `shard ${g.shardId}: leadership changed and another entry took index ${index}; the command was not applied`, g.node.raft.lead) });
     }
   }
