@@ -3,7 +3,8 @@
 //
 //   <target>/engine/       engine checkpoint (LsmEngine.checkpoint: hard-linked SSTables + MANIFEST)
 //   <target>/raft/         a fresh node-wide Raft log (RAFTLOG.md): per group one INSTALL_SNAPSHOT
-//                          (the group's current snapshot), one ENTRIES (every live entry after it)
+//                          or TRUNCATE (the group's compaction point: with data, or with the
+//                          state in the engine copy), one ENTRIES (every live entry after it)
 //                          and one HARD_STATE record, written with one fsync
 //   <target>/<file>        every other regular file at the top of the data directory (identity,
 //                          keys), copied
@@ -23,6 +24,7 @@ import path from 'node:path';
 import { LsmEngine } from '../lsm/db.js';
 import { readApplied } from './apply.js';
 import type { MultiRaftHost } from './host.js';
+import type { Entry, HardState, Snapshot } from '../raft/index.js';
 import { RaftLogStore } from './raft-log.js';
 
 /** Format version of BACKUP.json. */
@@ -98,22 +100,32 @@ export async function backupNode(host: MultiRaftHost, dataDir: string, target: s
 }
 
 async function writeBackup(host: MultiRaftHost, dataDir: string, target: string, id: BackupIdentity): Promise<BackupManifest> {
-  // 1. T1: the engine (a prefix of the host's apply writes).
-  const cp = await host.engine.checkpoint(path.join(target, 'engine'));
+  // No log may be truncated past the engine copy's applied index between T1 and T2 (a
+  // truncation's state lives only in the engine).
+  const release = await host.holdLogTruncation();
+  let cp: Awaited<ReturnType<typeof host.engine.checkpoint>>;
+  let captured: Array<{ gid: number; snap: Snapshot; truncated: boolean; hard: HardState; entries: Entry[] }>;
+  try {
+    // 1. T1: the engine (a prefix of the host's apply writes).
+    cp = await host.engine.checkpoint(path.join(target, 'engine'));
 
-  // 2. T2: the Raft state of every group, captured synchronously (no await in this loop), so it
-  //    is one moment of the durable log (the in-memory copy is updated only after a write is
-  //    durable, see RaftLogStore.write).
-  const log = host.log;
-  const captured = log.groupIds().map((gid) => {
-    const g = log.group(gid);
-    return { gid, snap: g.snapshot(), hard: g.initialState().hardState, entries: g.entries(g.firstIndex(), g.lastIndex() + 1, Number.POSITIVE_INFINITY) };
-  });
+    // 2. T2: the Raft state of every group, captured synchronously (no await in this loop), so
+    //    it is one moment of the durable log (the in-memory copy is updated only after a write
+    //    is durable, see RaftLogStore.write).
+    const log = host.log;
+    captured = log.groupIds().map((gid) => {
+      const g = log.group(gid);
+      return { gid, snap: g.snap, truncated: g.truncated, hard: g.initialState().hardState, entries: g.entries(g.firstIndex(), g.lastIndex() + 1, Number.POSITIVE_INFINITY) };
+    });
+  } finally {
+    release();
+  }
   const out = await RaftLogStore.open(path.join(target, 'raft'), { sync: 'always' });
   try {
     const b = out.batch();
     for (const c of captured) {
-      b.applySnapshot(c.gid, c.snap);
+      if (c.truncated) b.truncate(c.gid, c.snap.metadata.index, c.snap.metadata.confState, c.snap.metadata.term);
+      else b.applySnapshot(c.gid, c.snap);
       b.append(c.gid, c.entries);
       b.setHardState(c.gid, c.hard);
     }
@@ -132,7 +144,7 @@ async function writeBackup(host: MultiRaftHost, dataDir: string, target: string,
       const applied = readApplied(engine, shard);
       const snapIndex = c.snap.metadata.index;
       const last = snapIndex + c.entries.length;
-      if (applied > last || (applied >= snapIndex && applied > c.hard.commit)) {
+      if (applied > last || (applied >= snapIndex && applied > c.hard.commit) || (c.truncated && applied < snapIndex)) {
         throw new BackupError('INCONSISTENT', `shard ${shard}: engine applied index ${applied} is not covered by the Raft log (snapshot ${snapIndex}, last ${last}, commit ${c.hard.commit})`);
       }
       shards.push({ shard, applied, snapshot_index: snapIndex, last_index: last, term: c.hard.term, commit: c.hard.commit, voters: [...c.snap.metadata.confState.voters] });

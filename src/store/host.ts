@@ -49,9 +49,11 @@ import {
   type Message,
   type Ready,
   type ReadState,
+  type Snapshot,
   EntryType,
   MessageType,
   ProgressState,
+  RaftError,
   RawNode,
   StateRole,
   cloneConfState,
@@ -60,17 +62,13 @@ import {
   makeMessage,
 } from '../raft/index.js';
 import { MAX_SHARD_COUNT } from '../ring/index.js';
+import { CorruptionError } from '../util/errors.js';
 import { Rng } from '../util/rng.js';
 import { ApplyBatch, type ReadResult, buildSnapshotData, readApplied, readValue, shardDataBytes } from './apply.js';
 import { type Command, type CommandResult, type TaggedCommand, MAX_OPS_PER_ENTRY, commandBytes, encodeEntry, validateCommand } from './commands.js';
 import { RaftLogStore, type RaftLogOptions } from './raft-log.js';
 import { ShardRanges } from './shard-range.js';
 import type { GroupMessage, Transport } from './transport.js';
-
-/** Snapshot data per step of a log GC round, one Raft-log write each. A step runs alone (no turn
- *  meanwhile: it builds its snapshots synchronously and waits for their fsync), so this bounds
- *  how long the loop pauses: 16 MiB steps paused it ~1 s at 1.4k puts/s (p99 1.2 s). */
-const GC_BATCH_BYTES = 1024 * 1024;
 
 export type StoreErrorCode = 'NOT_LEADER' | 'PROPOSAL_DROPPED' | 'TIMEOUT' | 'UNAVAILABLE' | 'CLOSED' | 'NOT_FOUND' | 'WRONG_SHARD' | 'RANGE_MOVING';
 
@@ -104,13 +102,14 @@ export interface HostOptions {
    *  writes, and ticking plus heartbeating them (and their followers) all that time was a large
    *  share of a node's CPU under load. */
   quiesceAfterTicks?: number;
-  /** Compact a group's log (snapshot) after this many applied entries. Default 10000. */
+  /** A truncation round (see logGcBytes) also starts once a group applied this many entries
+   *  since its log's compaction point. Default 10000. */
   snapshotEntries?: number;
-  /** Raft-log garbage collection: once this many bytes were written to the node's Raft log
-   *  since the last collection (or the groups' snapshot data, if more), the groups whose live
-   *  entries sit in old log segments are compacted (snapshot at their applied index) and the
-   *  segments nothing needs are deleted. Bounds the log's disk and memory. Default 64 MiB; 0
-   *  disables. */
+  /** Raft-log truncation and GC: once this many bytes were written to the node's Raft log since
+   *  the last round, the engine is flushed, every group's log is truncated at the applied index
+   *  that flush made durable (no data is written: snapshots for followers are built from the
+   *  engine when one needs it) and the segments nothing needs are deleted. Bounds the log's disk
+   *  and memory. Default 64 MiB; 0 disables. */
   logGcBytes?: number;
   /** Max bytes of commands batched into one entry. Default 1 MiB. */
   maxEntryBytes?: number;
@@ -172,8 +171,11 @@ interface Group {
   node: RawNode;
   applied: number;
   confState: ConfState;
-  /** last log index covered by the raft-log snapshot */
+  /** the log's compaction point (snapshot or truncation) */
   snapIndex: number;
+  /** the shard's bytes at some applied index (an exact scan, or an installed snapshot's data),
+   *  carried forward over entries as the log is truncated: shardSizeEstimate's base */
+  sizeBase: { index: number; bytes: number } | undefined;
   queue: TaggedCommand[];
   queueBytes: number;
   queueOps: number;
@@ -214,7 +216,6 @@ interface Turn {
   lateMsgs?: Array<[Group, Message]>;
   /** Readies whose snapshot or committed entries are applied only once `persisted` resolved */
   lateApply?: Array<[Group, Ready]>;
-  compact: Group[];
   confDone: Group[];
 }
 
@@ -247,7 +248,7 @@ export class MultiRaftHost {
   private readonly peerHeardAt = new Map<number, number>();
   private readonly rng: Rng;
   private readonly o: Required<Omit<HostOptions, 'lsm' | 'raftLog' | 'seed' | 'transport' | 'nodeId' | 'dataDir' | 'mayCreateReplica' | 'slotCount'>>;
-  readonly stats = { logGcs: 0, logGcCompactions: 0, logSegmentsDeletedBefore: 0, turns: 0, logWrites: 0, entriesProposed: 0, commandsProposed: 0, applyWrites: 0, messagesSent: 0, sends: 0, snapshotsCreated: 0, snapshotsApplied: 0, messagesReceived: 0, ticks: 0, replicasCreated: 0, replicasDestroyed: 0, reads: 0, followerReads: 0, readyGroups: 0, turnMs: 0, beginMs: 0, persistMs: 0, applyMs: 0, earlySends: 0, earlyApplies: 0, maxTurnsInFlight: 0, roleChanges: 0, gcPauses: 0, electionTimeouts: 0, quorumStepDowns: 0, maxTurnMs: 0, gcMs: 0, maxGcMs: 0 };
+  readonly stats = { logGcs: 0, logTruncations: 0, engineFlushMs: 0, logSegmentsDeletedBefore: 0, turns: 0, logWrites: 0, entriesProposed: 0, commandsProposed: 0, applyWrites: 0, messagesSent: 0, sends: 0, snapshotsCreated: 0, snapshotsApplied: 0, messagesReceived: 0, ticks: 0, replicasCreated: 0, replicasDestroyed: 0, reads: 0, followerReads: 0, readyGroups: 0, turnMs: 0, beginMs: 0, persistMs: 0, applyMs: 0, earlySends: 0, earlyApplies: 0, maxTurnsInFlight: 0, roleChanges: 0, gcPauses: 0, electionTimeouts: 0, quorumStepDowns: 0, maxTurnMs: 0, gcMs: 0, maxGcMs: 0 };
 
   private constructor(
     private readonly opts: HostOptions,
@@ -288,16 +289,26 @@ export class MultiRaftHost {
     }
     const host = new MultiRaftHost(opts, engine, log);
     // Recovery: applies skip the engine's WAL (ApplyBatch.commit), so after a crash the engine
-    // holds the state of its last flush and may be behind the raft log's snapshot record (taken
-    // here at compaction, or installed from a leader): re-apply that; entries after it are
-    // re-applied by Raft from `applied` on.
+    // holds the state of its last flush. A group's log is truncated only at an applied index
+    // the engine had flushed, so the engine is at or past it; a snapshot installed from a
+    // leader may be ahead of the engine: re-apply that. Entries after the engine's applied
+    // index are re-applied by Raft from `applied` on.
     const b = new ApplyBatch(engine, host.ranges);
-    for (const gid of log.groupIds()) {
-      const shardId = gid - 1;
-      const snap = log.group(gid).snapshot();
-      if (readApplied(engine, shardId) < snap.metadata.index) b.applySnapshot(shardId, snap.metadata.index, snap.data);
+    try {
+      for (const gid of log.groupIds()) {
+        const shardId = gid - 1;
+        const st = log.group(gid);
+        const applied = readApplied(engine, shardId);
+        if (applied >= st.snap.metadata.index) continue;
+        if (st.truncated) throw new CorruptionError(path.join(opts.dataDir, 'engine'), 0, `shard ${shardId}: the engine's applied index ${applied} is behind the Raft log's truncation at ${st.snap.metadata.index} (the engine lost state it had flushed)`);
+        b.applySnapshot(shardId, st.snap.metadata.index, st.snap.data);
+      }
+      await b.commit();
+    } catch (err) {
+      await log.close();
+      await engine.close();
+      throw err;
     }
-    await b.commit();
     for (const gid of log.groupIds()) host.startGroup(gid);
     opts.transport.onReceive((from, batch) => host.receive(from, batch));
     opts.transport.onUnreachable((n) => host.unreachable(n));
@@ -309,7 +320,7 @@ export class MultiRaftHost {
   private startGroup(groupId: number): Group {
     const shardId = groupId - 1;
     const storage = this.log.group(groupId);
-    const applied = Math.max(readApplied(this.engine, shardId), storage.snapshot().metadata.index);
+    const applied = Math.max(readApplied(this.engine, shardId), storage.snap.metadata.index);
     const node = new RawNode({
       id: this.nodeId,
       storage,
@@ -329,7 +340,7 @@ export class MultiRaftHost {
     // again as committed entries (the engine already has their effects): re-apply them to Raft
     // here, or a restarted replica would run with the snapshot's stale configuration.
     let confState = cloneConfState(storage.initialState().confState);
-    const snapIndex = storage.snapshot().metadata.index;
+    const snapIndex = storage.snap.metadata.index;
     if (applied > snapIndex && storage.lastIndex() > snapIndex) {
       for (const e of storage.entries(snapIndex + 1, Math.min(applied, storage.lastIndex()) + 1, Number.MAX_SAFE_INTEGER)) {
         if (e.type === EntryType.ConfChange) confState = node.applyConfChange(decodeConfChange(e.data));
@@ -341,7 +352,8 @@ export class MultiRaftHost {
       node,
       applied,
       confState,
-      snapIndex: storage.snapshot().metadata.index,
+      snapIndex,
+      sizeBase: storage.truncated ? undefined : { index: snapIndex, bytes: storage.snap.data.length },
       queue: [],
       queueBytes: 0,
       queueOps: 0,
@@ -359,9 +371,25 @@ export class MultiRaftHost {
       hsVote: storage.initialState().hardState.vote,
       confWait: undefined,
     };
+    storage.snapshotSource = () => this.buildSnapshot(g);
     this.groups.set(groupId, g);
     this.dirty.add(g);
     return g;
+  }
+
+  /**
+   * A snapshot of the shard at the engine's applied index, for a follower that needs entries
+   * the log truncated. Only when the engine shows every entry the group applied (an apply
+   * write still on its way would leave the engine's state and the group's configuration apart).
+   */
+  private buildSnapshot(g: Group): Snapshot {
+    const st = this.log.group(g.groupId);
+    const index = readApplied(this.engine, g.shardId);
+    if (index !== g.applied || index < st.snap.metadata.index || index > st.lastIndex()) {
+      throw new RaftError('SNAPSHOT_TEMPORARILY_UNAVAILABLE', `shard ${g.shardId}: engine at ${index}, group applied ${g.applied}, log ${st.snap.metadata.index}..${st.lastIndex()}`);
+    }
+    this.stats.snapshotsCreated++;
+    return { metadata: { index, term: st.term(index), confState: cloneConfState(g.confState) }, data: buildSnapshotData(this.engine, g.shardId, index) };
   }
 
   /**
@@ -378,7 +406,7 @@ export class MultiRaftHost {
       const gid = shardId + 1;
       if (this.groups.has(gid)) continue;
       const gl = this.log.group(gid);
-      if (gl.lastIndex() === 0 && gl.snapshot().metadata.index === 0) {
+      if (gl.lastIndex() === 0 && gl.snap.metadata.index === 0) {
         const confState: ConfState = { voters: [...replicas].sort((a, c) => a - c), learners: [], votersOutgoing: [], learnersNext: [], autoLeave: false };
         b.applySnapshot(gid, { metadata: { index: 1, term: 1, confState }, data: new Uint8Array(0) });
       }
@@ -498,21 +526,32 @@ export class MultiRaftHost {
     this.kick();
   }
 
-  /** Upper bound of the bytes the shard holds on this replica, without reading the engine: its
-   *  last snapshot's data plus every entry applied since (an overwrite counts twice). */
+  /** Upper bound of the bytes the shard holds on this replica, without reading the engine: the
+   *  last exact size (shardBytes) plus every entry applied since (an overwrite counts twice);
+   *  Infinity when there is none yet (after a restart), so that the caller measures. */
   shardSizeEstimate(shardId: number): number {
     const g = this.group(shardId);
+    const base = g.sizeBase;
+    if (!base) return Number.POSITIVE_INFINITY;
+    return base.bytes + this.entryBytes(g, base.index, g.applied);
+  }
+
+  /** Bytes of the commands of the group's entries in (from, to]; Infinity if some were truncated. */
+  private entryBytes(g: Group, from: number, to: number): number {
     const st = this.log.group(g.groupId);
-    let n = st.snapshot().data.length;
-    if (g.applied > g.snapIndex && g.snapIndex >= st.firstIndex() - 1) {
-      for (const e of st.entries(g.snapIndex + 1, Math.min(g.applied, st.lastIndex()) + 1, Number.MAX_SAFE_INTEGER)) n += e.data.length;
-    }
+    if (to <= from) return 0;
+    if (from < st.firstIndex() - 1) return Number.POSITIVE_INFINITY;
+    let n = 0;
+    for (const e of st.entries(from + 1, Math.min(to, st.lastIndex()) + 1, Number.MAX_SAFE_INTEGER)) n += e.data.length;
     return n;
   }
 
   /** Bytes of keys and stored values the shard holds in this node's engine (a range scan). */
   shardBytes(shardId: number): number {
-    return shardDataBytes(this.engine, shardId);
+    const g = this.group(shardId);
+    const bytes = shardDataBytes(this.engine, shardId);
+    if (readApplied(this.engine, shardId) === g.applied) g.sizeBase = { index: g.applied, bytes };
+    return bytes;
   }
 
   appliedIndex(shardId: number): number {
@@ -872,21 +911,22 @@ export class MultiRaftHost {
 
   private startTurn(): void {
     if (this.closed || this.fatal || this.gcRunning) return;
-    // Raft-log GC re-writes groups' snapshot and hard-state records from memory, so it must not
-    // overlap a turn's log write (an older record could land after a newer one): it runs alone,
-    // once the turns in flight have finished, one step (≤ GC_BATCH_BYTES) between turns.
-    if (this.gcDue() && !this.gcYield) {
+    if (this.gcPhase === 'idle' && this.gcDue()) this.startTruncationRound();
+    // The round's log write and gc() re-write groups' truncation and hard-state records from
+    // memory, so they must not overlap a turn's log write (an older record could land after a
+    // newer one): they run alone, once the turns in flight have finished (a few ms: two small
+    // synced writes and the deletion of old segments).
+    if (this.gcPhase === 'ready' && this.truncationHolds === 0) {
       if (this.turnsInFlight > 0) return; // the last one to finish kicks again
       this.gcRunning = true;
       this.stats.gcPauses++;
       const gcStarted = performance.now();
-      this.collectLogGarbage().then(
+      this.finishTruncationRound().then(
         () => {
           const ms = performance.now() - gcStarted;
           this.stats.gcMs += ms;
           if (ms > this.stats.maxGcMs) this.stats.maxGcMs = ms;
           this.gcRunning = false;
-          this.gcYield = true; // let one turn through before the next step
           this.kick();
         },
         (err: unknown) => {
@@ -896,7 +936,6 @@ export class MultiRaftHost {
       );
       return;
     }
-    this.gcYield = false;
     if (this.turnsInFlight >= this.o.maxTurnsInFlight) return; // the last one to finish kicks again
     let t: Turn | undefined;
     try {
@@ -1031,7 +1070,7 @@ export class MultiRaftHost {
     const earlyMoved: number[] = [];
     const lateMsgs: Array<[Group, Message]> = [];
     const lateApply: Array<[Group, Ready]> = [];
-    const turn: Turn = { started, readies, persisted: RESOLVED, compact: [], confDone: [], earlyApplied: RESOLVED };
+    const turn: Turn = { started, readies, persisted: RESOLVED, confDone: [], earlyApplied: RESOLVED };
     for (const r of readies) {
       const [g, rd] = r;
       g.inFlight = true;
@@ -1104,15 +1143,6 @@ export class MultiRaftHost {
       for (const rs of rd.readStates) this.readState(g, rs);
       this.serveReads(g);
     }
-    // log compaction behind the applied state, while the group is still in flight (R1)
-    for (const g of t.compact) {
-      if (this.groups.get(g.groupId) !== g) continue;
-      const data = buildSnapshotData(this.engine, g.shardId, g.applied);
-      await this.log.createSnapshot(g.groupId, g.applied, g.confState, data);
-      g.snapIndex = g.applied;
-      this.stats.snapshotsCreated++;
-    }
-    if (this.closed) return;
     // advance; leadership changes
     for (const [g, rd] of t.readies) {
       g.node.advance();
@@ -1144,6 +1174,7 @@ export class MultiRaftHost {
       g.applied = rd.snapshot.metadata.index;
       g.confState = cloneConfState(rd.snapshot.metadata.confState);
       g.snapIndex = rd.snapshot.metadata.index;
+      g.sizeBase = { index: g.snapIndex, bytes: rd.snapshot.data.length };
       this.stats.snapshotsApplied++;
     }
     if (rd.committedEntries.length === 0) return;
@@ -1160,7 +1191,7 @@ export class MultiRaftHost {
       g.applied = e.index;
     }
     ab.setApplied(g.shardId, g.applied);
-    if (g.applied - g.snapIndex >= this.o.snapshotEntries) t.compact.push(g);
+    if (g.applied - g.snapIndex >= this.o.snapshotEntries) this.truncationWanted = true;
   }
 
   /** One engine write for a batch of applies; then answers the proposers and tells listeners. */
@@ -1188,75 +1219,112 @@ export class MultiRaftHost {
     }
   }
 
+  /** log bytes written when the last truncation round started */
   private gcMark = 0;
+  /** a truncation round's log write and gc() are running (no turn may begin) */
   private gcRunning = false;
-  private gcYield = false;
+  /** idle; flushing the engine (turns go on); ready to truncate at `gcCut` */
+  private gcPhase: 'idle' | 'flushing' | 'ready' = 'idle';
+  private gcCut = new Map<Group, { index: number; confState: ConfState }>();
+  /** a group applied snapshotEntries past its compaction point */
+  private truncationWanted = false;
+  /** backups in progress (holdLogTruncation) */
+  private truncationHolds = 0;
 
-  /** enough written since the last GC round (or one is under way) */
+  /** enough written since the last truncation round, or a group applied many entries */
   private gcDue(): boolean {
-    if (this.o.logGcBytes <= 0) return false;
-    if (this.gcSegment > 0) return true;
-    const written = this.log.stats.bytes - this.gcMark;
-    // snapshotBytes() walks every group: only asked once the cheap bound is passed
-    return written >= this.o.logGcBytes && written >= this.log.snapshotBytes();
+    if (this.truncationWanted) return true;
+    return this.o.logGcBytes > 0 && this.log.stats.bytes - this.gcMark >= this.o.logGcBytes;
   }
-  /** a GC round in progress: the segment it frees up to (0: none) */
-  private gcSegment = 0;
 
   /**
-   * Frees the Raft log's old segments: groups whose live entries sit in them are compacted at
-   * their applied index first (their state is in the snapshot record, written to the current
-   * segment), then gc() deletes every segment no group needs. Runs alone, between loop turns
-   * (startTurn waits for the turns in flight and begins none meanwhile): gc() re-writes records
-   * from memory, which a concurrent turn's write could be newer than. Entries not yet applied
-   * keep their segment until a later round.
+   * Raft-log truncation, first half (turns go on meanwhile): notes every group's applied index
+   * as the engine shows it, then flushes the engine, which makes those states durable; the
+   * second half (finishTruncationRound) truncates the groups' logs there. Applies skip the
+   * engine's WAL, so before that flush the log is what a restart would re-apply them from.
    */
-  private async collectLogGarbage(): Promise<void> {
-    // startTurn() runs GC only between turns; a GC overlapping a turn's write could put an older
-    // snapshot or hard-state record after a newer one
-    if (this.turnsInFlight > 0) throw new Error(`log GC started with ${this.turnsInFlight} turn(s) in flight`);
-    // A round compacts at most GC_BATCH_BYTES of snapshot data per loop turn (building snapshots
-    // is synchronous engine reads: a long turn would delay heartbeats past election timeouts);
-    // the next turns continue it, and the segments are deleted once nothing holds them.
-    if (this.gcSegment === 0) {
-      this.gcMark = this.log.stats.bytes;
-      this.gcSegment = this.log.currentSegment();
+  private startTruncationRound(): void {
+    this.gcPhase = 'flushing';
+    this.gcMark = this.log.stats.bytes;
+    this.truncationWanted = false;
+    const cut = new Map<Group, { index: number; confState: ConfState }>();
+    for (const g of this.groups.values()) {
+      const st = this.log.group(g.groupId);
+      const index = readApplied(this.engine, g.shardId);
+      const at = st.snap.metadata.index;
+      // nothing to compact (an installed snapshot's data is dropped from memory by truncating
+      // at its own index)
+      if (index < at || (index === at && (st.truncated || st.snap.data.length === 0))) continue;
+      // The configuration as of `index` is g.confState only when the engine shows all the
+      // group applied (an apply write may be waiting for the engine): else the next round.
+      if (index !== g.applied || index > st.lastIndex()) continue;
+      cut.set(g, { index, confState: cloneConfState(g.confState) });
     }
-    const current = this.gcSegment;
-    // one log write (one fsync) per GC_BATCH_BYTES of snapshot data, not one per group
-    let batch = this.log.batch();
-    let bytes = 0;
-    const done: Array<{ g: Group; index: number }> = [];
-    const flush = async (): Promise<void> => {
-      if (batch.empty) return;
-      await this.log.write(batch);
-      for (const d of done) d.g.snapIndex = d.index;
-      done.length = 0;
-      batch = this.log.batch();
-      bytes = 0;
-    };
-    for (const gid of this.log.groupsHoldingBefore(current)) {
-      const g = this.groups.get(gid);
-      if (!g || g.applied <= g.snapIndex || this.closed) continue;
-      const data = buildSnapshotData(this.engine, g.shardId, g.applied);
-      batch.createSnapshot(g.groupId, g.applied, g.confState, data);
-      done.push({ g, index: g.applied });
-      bytes += data.length;
-      this.stats.snapshotsCreated++;
-      this.stats.logGcCompactions++;
-      if (bytes >= GC_BATCH_BYTES) {
-        await flush();
-        return; // more next turn
+    const started = performance.now();
+    this.gcFlush = this.engine.flush().then(
+      () => {
+        this.stats.engineFlushMs += performance.now() - started;
+        this.gcCut = cut;
+        this.gcPhase = 'ready';
+        this.kick();
+      },
+      (err: unknown) => {
+        if (!this.closed) this.fail(err);
+      },
+    );
+  }
+  private gcFlush: Promise<void> = RESOLVED;
+
+  /**
+   * Raft-log truncation, second half: one TRUNCATE record per group at the applied index the
+   * engine flush made durable, then gc() deletes every segment no group needs. Runs alone,
+   * between loop turns (see startTurn).
+   */
+  private async finishTruncationRound(): Promise<void> {
+    if (this.turnsInFlight > 0) throw new Error(`log truncation started with ${this.turnsInFlight} turn(s) in flight`);
+    const cut = this.gcCut;
+    this.gcCut = new Map();
+    this.gcPhase = 'idle';
+    const b = this.log.batch();
+    const done: Array<[Group, number]> = [];
+    for (const [g, c] of cut) {
+      if (this.groups.get(g.groupId) !== g) continue; // destroyed meanwhile
+      const st = this.log.group(g.groupId);
+      // a snapshot installed meanwhile may be past the cut
+      if (c.index < st.snap.metadata.index || (c.index === st.snap.metadata.index && st.truncated) || c.index > st.lastIndex()) continue;
+      b.truncate(g.groupId, c.index, c.confState);
+      done.push([g, c.index]);
+      // the size estimate's base moves over the entries about to go
+      if (g.sizeBase && g.sizeBase.index < c.index) {
+        const bytes = g.sizeBase.bytes + this.entryBytes(g, g.sizeBase.index, c.index);
+        g.sizeBase = Number.isFinite(bytes) ? { index: c.index, bytes } : undefined;
       }
     }
-    await flush();
-    this.gcSegment = 0;
+    if (!b.empty) await this.log.write(b);
+    for (const [g, index] of done) if (index > g.snapIndex) g.snapIndex = index;
+    this.stats.logTruncations += done.length;
     if (this.closed) return;
     const r = await this.log.gc();
     this.stats.logGcs++;
     this.stats.logSegmentsDeletedBefore = r.deletedBefore;
-    // gc() re-wrote old snapshot and hard-state records: count from after them
-    this.gcMark = this.log.stats.bytes;
+  }
+
+  /**
+   * Keeps truncation rounds from truncating any log until the returned release is called
+   * (a backup copies the engine first and the Raft logs after: no log may be truncated past
+   * the engine copy's applied index in between). Waits for a truncation write under way.
+   */
+  async holdLogTruncation(): Promise<() => void> {
+    this.checkOpen();
+    this.truncationHolds++;
+    while (this.gcRunning) await new Promise((r) => setTimeout(r, 1));
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      this.truncationHolds--;
+      this.kick();
+    };
   }
 
   private readonly destroying = new Set<number>();
@@ -1415,6 +1483,9 @@ export class MultiRaftHost {
     this.closed = true;
     if (this.timer) clearInterval(this.timer);
     while (this.turnsInFlight > 0 || this.gcRunning) await new Promise((r) => setTimeout(r, 1));
+    // an engine flush of a truncation round may be under way: let it end (or fail) before the
+    // engine closes; nothing more happens with it (closed)
+    await this.gcFlush.catch(() => undefined);
     const err = new StoreError('CLOSED', `host ${this.nodeId} closed`);
     for (const p of this.pending.values()) p.reject(err);
     this.pending.clear();

@@ -7,7 +7,9 @@
 //    `sync`; none otherwise, whatever the policy: see RaftLogBatch.sync), and only then updates
 //    the in-memory per-group state that the Raft core reads through group(id) (a raft Storage). Call it with Ready contents BEFORE sending messages.
 //  - Appending entries at index i drops the group's entries >= i first (conflicting suffix).
-//  - createSnapshot() makes a snapshot durable and compacts the group's log behind it.
+//  - createSnapshot() makes a snapshot durable and compacts the group's log behind it;
+//    RaftLogBatch.truncate() compacts it with no data, the state machine holding that state
+//    durably (it builds snapshots for followers on demand: GroupLog.snapshotSource).
 //  - gc() deletes WAL segments that no group needs any more and names the groups holding it back.
 //  - Concurrent write() calls are allowed: the WAL frames records in call order and acknowledges
 //    them in that order, so the in-memory updates happen in call order too. The caller keeps at
@@ -45,6 +47,8 @@ export enum RecordType {
   CreateSnapshot = 4,
   /** the replica was removed from its group: forget the group (a later record may recreate it) */
   RemoveGroup = 5,
+  /** entries <= index are compacted; the state at index lives (durably) in the state machine */
+  Truncate = 6,
 }
 
 export interface RaftLogOptions {
@@ -63,7 +67,20 @@ export interface GcResult {
 /** One group's persisted state, readable by the Raft core as its Storage. */
 export class GroupLog implements Storage {
   hard: HardState = { term: 0, vote: 0, commit: 0 };
+  /** The compaction point: the latest snapshot or truncation record (with data only for a
+   *  snapshot record; a truncation record's state lives in the state machine). */
   snap: Snapshot = { metadata: { index: 0, term: 0, confState: emptyConfState() }, data: new Uint8Array(0) };
+  /** `snap` comes from a TRUNCATE record: its data is not here but in the state machine */
+  truncated = false;
+  /**
+   * Builds a snapshot of the state machine's CURRENT applied state (index >= the compaction
+   * point) when the Raft core asks for one (a follower needs it) and the compaction point is a
+   * truncation; may throw SNAPSHOT_TEMPORARILY_UNAVAILABLE. Set by the application.
+   */
+  snapshotSource: (() => Snapshot) | undefined;
+  /** the last snapshot snapshotSource built, reused while it is not behind the compaction point
+   *  (a transfer asks for it once per chunk window) */
+  private built: Snapshot | undefined;
   /** index/term of the entry before ents[0] */
   private offset = 0;
   private offsetTerm = 0;
@@ -102,8 +119,20 @@ export class GroupLog implements Storage {
     return this.offset + this.ents.length;
   }
 
+  /** Storage: the snapshot to send a follower that needs entries this log compacted. */
   snapshot(): Snapshot {
-    return this.snap;
+    if (!this.truncated || !this.snapshotSource) return this.snap;
+    if (this.built && this.built.metadata.index >= this.snap.metadata.index) return this.built;
+    this.built = undefined;
+    const s = this.snapshotSource();
+    if (s.metadata.index < this.snap.metadata.index) throw new RaftError('SNAPSHOT_TEMPORARILY_UNAVAILABLE', `group ${this.groupId}: state machine at ${s.metadata.index}, behind the truncation at ${this.snap.metadata.index}`);
+    this.built = s;
+    return s;
+  }
+
+  /** Drops a snapshot built for followers (its transfer is over or it is stale). */
+  dropBuiltSnapshot(): void {
+    this.built = undefined;
   }
 
   /** Oldest segment this group still needs, or Infinity. */
@@ -153,6 +182,8 @@ export class GroupLog implements Storage {
 
   applyInstall(s: Snapshot, seg: number): void {
     this.snap = s;
+    this.truncated = false;
+    this.built = undefined;
     this.snapSeg = seg;
     this.offset = s.metadata.index;
     this.offsetTerm = s.metadata.term;
@@ -161,7 +192,21 @@ export class GroupLog implements Storage {
   }
 
   applyCreate(s: Snapshot, seg: number): void {
+    this.compactTo(s, seg, false);
+  }
+
+  /** A TRUNCATE record: compacts like a snapshot record whose data is the state machine's. */
+  applyTruncate(s: Snapshot, seg: number): void {
+    // An older compaction point never replaces a newer one (a snapshot installed by a write
+    // framed before this record but applied to memory after it)
+    if (s.metadata.index < this.snap.metadata.index) return;
+    this.compactTo(s, seg, true);
+  }
+
+  private compactTo(s: Snapshot, seg: number, truncated: boolean): void {
     this.snap = s;
+    this.truncated = truncated;
+    if (this.built && this.built.metadata.index < s.metadata.index) this.built = undefined;
     this.snapSeg = seg;
     const idx = s.metadata.index;
     if (idx === this.offset) this.offsetTerm = s.metadata.term; // replay after gc: term now known
@@ -210,10 +255,27 @@ export class RaftLogBatch {
   /** A snapshot the application took (as createSnapshot, batched with others: one fsync). */
   createSnapshot(groupId: number, index: number, confState: ConfState, data: Uint8Array): this {
     const g = this.store.group(groupId);
-    if (index <= g.snapshot().metadata.index) throw new RaftError('SNAPSHOT_OUT_OF_DATE', `group ${groupId}: snapshot ${index} not newer than ${g.snapshot().metadata.index}`);
+    if (index <= g.snap.metadata.index) throw new RaftError('SNAPSHOT_OUT_OF_DATE', `group ${groupId}: snapshot ${index} not newer than ${g.snap.metadata.index}`);
     const s: Snapshot = { metadata: { index, term: g.term(index), confState: cloneConfState(confState) }, data };
     this.records.push(encodeSnapshot(RecordType.CreateSnapshot, groupId, s));
     this.ops.push((seg) => g.applyCreate(s, seg));
+    this.sync = true;
+    return this;
+  }
+
+  /**
+   * Compacts the group's log up to `index` with no snapshot data: the caller guarantees that the
+   * state machine holds the state at `index` (or later) durably, and will produce snapshots
+   * from it (GroupLog.snapshotSource). `confState` is the configuration as of `index`.
+   */
+  truncate(groupId: number, index: number, confState: ConfState, term?: number): this {
+    const g = this.store.group(groupId);
+    const at = g.snap.metadata.index;
+    if (index < at || (index === at && g.truncated)) throw new RaftError('SNAPSHOT_OUT_OF_DATE', `group ${groupId}: truncation at ${index} not past ${at}`);
+    // `term` only when copying a truncation record (backup): otherwise the log's own
+    const s: Snapshot = { metadata: { index, term: term ?? g.term(index), confState: cloneConfState(confState) }, data: new Uint8Array(0) };
+    this.records.push(encodeSnapshot(RecordType.Truncate, groupId, s));
+    this.ops.push((seg) => g.applyTruncate(s, seg));
     this.sync = true;
     return this;
   }
@@ -259,8 +321,8 @@ export class RaftLogStore {
     const wal = await Wal.open(dir, walOpts);
     const store = new RaftLogStore(dir, wal, walOpts.sync ?? 'always');
     for (const [id, g] of groups) {
-      if (g.lastIndex() > g.snapshot().metadata.index && g.firstIndex() > g.snapshot().metadata.index + 1) {
-        throw new CorruptionError(dir, 0, `group ${id}: entries start at ${g.firstIndex()} but snapshot ends at ${g.snapshot().metadata.index}`);
+      if (g.lastIndex() > g.snap.metadata.index && g.firstIndex() > g.snap.metadata.index + 1) {
+        throw new CorruptionError(dir, 0, `group ${id}: entries start at ${g.firstIndex()} but snapshot ends at ${g.snap.metadata.index}`);
       }
       store.groups.set(id, g);
     }
@@ -302,7 +364,7 @@ export class RaftLogStore {
    */
   async createSnapshot(groupId: number, index: number, confState: ConfState, data: Uint8Array): Promise<Snapshot> {
     const g = this.group(groupId);
-    if (index <= g.snapshot().metadata.index) throw new RaftError('SNAPSHOT_OUT_OF_DATE', `group ${groupId}: snapshot ${index} not newer than ${g.snapshot().metadata.index}`);
+    if (index <= g.snap.metadata.index) throw new RaftError('SNAPSHOT_OUT_OF_DATE', `group ${groupId}: snapshot ${index} not newer than ${g.snap.metadata.index}`);
     const s: Snapshot = { metadata: { index, term: g.term(index), confState: cloneConfState(confState) }, data };
     const p = this.wal.append(encodeSnapshot(RecordType.CreateSnapshot, groupId, s), { sync: true, owned: true });
     const seg = this.wal.currentSegment;
@@ -336,9 +398,14 @@ export class RaftLogStore {
     const b = this.batch();
     for (const g of this.groups.values()) {
       if (g.snapSeg > 0 && g.snapSeg < cutoff) {
-        b.records.push(encodeSnapshot(RecordType.CreateSnapshot, g.groupId, g.snap));
         const s = g.snap;
-        b.ops.push((seg) => g.applyCreate(s, seg));
+        if (g.truncated) {
+          b.records.push(encodeSnapshot(RecordType.Truncate, g.groupId, s));
+          b.ops.push((seg) => g.applyTruncate(s, seg));
+        } else {
+          b.records.push(encodeSnapshot(RecordType.CreateSnapshot, g.groupId, s));
+          b.ops.push((seg) => g.applyCreate(s, seg));
+        }
       }
       if (g.hardSeg > 0 && g.hardSeg < cutoff) b.setHardState(g.groupId, g.hard);
     }
@@ -357,7 +424,7 @@ export class RaftLogStore {
   /** Bytes of snapshot data the groups' snapshot records hold (what a gc() may re-write). */
   snapshotBytes(): number {
     let n = 0;
-    for (const g of this.groups.values()) n += g.snapshot().data.length;
+    for (const g of this.groups.values()) n += g.snap.data.length;
     return n;
   }
 
@@ -479,14 +546,17 @@ function replayRecord(rec: Buffer, seg: number, off: number, get: (id: number) =
         get(groupId).applyHardState({ term: r.varint(), vote: r.varint(), commit: r.varint() }, seg);
         return;
       case RecordType.InstallSnapshot:
-      case RecordType.CreateSnapshot: {
+      case RecordType.CreateSnapshot:
+      case RecordType.Truncate: {
         const index = r.varint();
         const term = r.varint();
         const confState: ConfState = { voters: readIds(r), learners: readIds(r), votersOutgoing: readIds(r), learnersNext: readIds(r), autoLeave: r.u8() === 1 };
         const data = Uint8Array.from(r.lenBytes());
         const s: Snapshot = { metadata: { index, term, confState }, data };
         if (type === RecordType.InstallSnapshot) get(groupId).applyInstall(s, seg);
-        else get(groupId).applyCreate(s, seg);
+        else if (type === RecordType.CreateSnapshot) get(groupId).applyCreate(s, seg);
+        else if (data.length !== 0) throw new DecodeError(`truncation record with ${data.length} bytes of data`);
+        else get(groupId).applyTruncate(s, seg);
         return;
       }
       case RecordType.RemoveGroup:

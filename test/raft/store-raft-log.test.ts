@@ -172,6 +172,58 @@ describe('store: node-wide raft log (RaftLogStore)', () => {
     await store.close();
   });
 
+  it('truncate compacts with no data; snapshot() builds from the state machine on demand and reuses it while current; truncation records survive gc and reopen; an older one never replaces a newer snapshot', async () => {
+    const dir = tempDir();
+    let store = await RaftLogStore.open(dir, { segmentBytes: 1024 });
+    const cs = { voters: [1, 2, 3], learners: [], votersOutgoing: [], learnersNext: [], autoLeave: false };
+    await store.write(store.batch().append(1, ents(1, [1, 1, 2, 2, 2])).setHardState(1, { term: 2, vote: 1, commit: 5 }));
+    await store.write(store.batch().truncate(1, 3, cs));
+    const g1 = store.group(1);
+    expect([g1.firstIndex(), g1.lastIndex(), g1.term(3), g1.truncated, g1.snap.data.length]).to.deep.equal([4, 5, 2, true, 0]);
+    // without a source the Raft core sees the (data-less) compaction point
+    expect(g1.snapshot().metadata.index).to.equal(3);
+    let built = 0;
+    let at = 4;
+    g1.snapshotSource = () => {
+      built++;
+      return { metadata: { index: at, term: 2, confState: cs }, data: enc.encode(`state@${at}`) };
+    };
+    expect(dec.decode(g1.snapshot().data)).to.equal('state@4');
+    expect(dec.decode(g1.snapshot().data), 'reused for the next chunk window').to.equal('state@4');
+    expect(built).to.equal(1);
+    // a source behind the compaction point is refused, not sent
+    await store.write(store.batch().truncate(1, 5, cs));
+    at = 4;
+    expect(() => g1.snapshot()).to.throw(/SNAPSHOT_TEMPORARILY_UNAVAILABLE/);
+    at = 5;
+    expect(g1.snapshot().metadata.index).to.equal(5);
+    expect(() => store.batch().truncate(1, 5, cs)).to.throw(/SNAPSHOT_OUT_OF_DATE/);
+    expect(() => store.batch().truncate(1, 4, cs)).to.throw(/SNAPSHOT_OUT_OF_DATE/);
+    // group 2: an installed snapshot (with data) is replaced by a truncation at its own index
+    await store.write(store.batch().applySnapshot(2, { metadata: { index: 7, term: 3, confState: cs }, data: enc.encode('leader-snap') }));
+    await store.write(store.batch().truncate(2, 7, cs));
+    expect([store.group(2).truncated, store.group(2).snap.data.length, store.group(2).term(7)]).to.deep.equal([true, 0, 3]);
+    // group 3: an older truncation applied after a newer snapshot (two writes in flight) is ignored
+    await store.write(store.batch().append(3, ents(1, [1, 1])));
+    const older = store.batch().truncate(3, 2, cs);
+    await store.write(store.batch().applySnapshot(3, { metadata: { index: 9, term: 4, confState: cs }, data: enc.encode('s9') }));
+    await store.write(older);
+    expect([store.group(3).snap.metadata.index, store.group(3).truncated, store.group(3).firstIndex()]).to.deep.equal([9, false, 10]);
+    // gc re-writes the truncation records of groups 1 and 2 into the new segment
+    for (let i = 0; i < 20; i++) await store.write(store.batch().append(4, ents(i + 1, [1], 'z'.repeat(100))));
+    await store.write(store.batch().truncate(4, 20, cs));
+    const res = await store.gc();
+    expect(res.deletedBefore).to.be.greaterThan(1);
+    await store.close();
+    store = await RaftLogStore.open(dir);
+    const r1 = store.group(1);
+    expect([r1.firstIndex(), r1.lastIndex(), r1.term(5), r1.truncated, r1.hard.commit]).to.deep.equal([6, 5, 2, true, 5]);
+    expect(store.group(1).initialState().confState).to.deep.equal(cs);
+    expect([store.group(2).snap.metadata.index, store.group(2).truncated]).to.deep.equal([7, true]);
+    expect([store.group(4).firstIndex(), store.group(4).truncated]).to.deep.equal([21, true]);
+    await store.close();
+  });
+
   it('raft groups driven over the store restart with their hard state and log and keep committing', async () => {
     const dir = tempDir();
     const groups = [1, 2, 3];

@@ -1,10 +1,12 @@
-// Raft-log garbage collection on three real hosts: under a stream of overwrites the node-wide Raft
-// log stays a few GC rounds long (old segments deleted after the groups holding them are
-// compacted), and a full restart recovers every shard from what is left (snapshot records plus
-// the entries after them).
-import { readdirSync, statSync } from 'node:fs';
+// Raft-log truncation and garbage collection on three real hosts: under a stream of overwrites the
+// node-wide Raft log stays a few rounds long (each round flushes the engine, truncates every
+// group's log at the applied index that flush made durable, deletes old segments), and a full
+// restart - also a crash-like one that loses the engine's memtable - recovers every shard from
+// the engine plus the entries after the truncation points.
+import { readdirSync, rmSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { expect } from 'chai';
+import { MultiRaftHost } from '../../src/store/host.js';
 import { TestCluster } from './helpers.js';
 
 function dirBytes(dir: string): { files: number; bytes: number } {
@@ -53,7 +55,7 @@ describe('store: Raft-log GC (3 hosts, real files)', function () {
       expect(raft.bytes, `node ${id} raft log bytes (${raft.files} files)`).to.be.lessThan(written / 2);
       expect(raft.files, `node ${id} raft log files`).to.be.lessThan(8);
     }
-    console.log(`      wrote ${(written / 1e6).toFixed(1)} MB; raft logs now ${[...c.dirs].map(([, d]) => `${(dirBytes(path.join(d, 'raft')).bytes / 1e3).toFixed(0)} KB`).join(', ')}; GC rounds ${stats.map((s) => s.logGcs).join('/')}, compactions ${stats.map((s) => s.logGcCompactions).join('/')}`);
+    console.log(`      wrote ${(written / 1e6).toFixed(1)} MB; raft logs now ${[...c.dirs].map(([, d]) => `${(dirBytes(path.join(d, 'raft')).bytes / 1e3).toFixed(0)} KB`).join(', ')}; GC rounds ${stats.map((s) => s.logGcs).join('/')}, truncations ${stats.map((s) => s.logTruncations).join('/')}`);
 
     for (const id of [1, 2, 3]) await c.stop(id);
     await c.startAll();
@@ -66,4 +68,53 @@ describe('store: Raft-log GC (3 hosts, real files)', function () {
       }
     }
   });
+
+  it('after crash-like stops (engine memtables lost) every acknowledged write is recovered from the flushed engine and the log after its truncation; an engine behind the truncation refuses to open', async () => {
+    c = new TestCluster([1, 2, 3], [0, 1, 2, 3], { logGcBytes: 64 * 1024 });
+    await c.startAll();
+    c.campaignSpread();
+    await c.waitLeaders();
+    const latest = new Map<string, { version: number; value: string }>();
+    const value = Buffer.alloc(512, 7);
+    for (let round = 0; round < 30; round++) {
+      await Promise.all(
+        Array.from({ length: 40 }, async (_, i) => {
+          const shard = i % 4;
+          const v = `${round}-${i}`;
+          const r = await c.leader(shard)!.propose(shard, { ops: [{ type: 'put', key: Buffer.from(`k${i % 25}`), value: Buffer.concat([value, Buffer.from(v)]) }] });
+          latest.set(`${shard}/k${i % 25}`, { version: (r.results[0] as { version: number }).version, value: v });
+        }),
+      );
+    }
+    const truncations = [...c.hosts.values()].map((h) => h.stats.logTruncations);
+    expect(truncations.every((n) => n > 0), `truncations ${truncations}`).to.equal(true);
+    for (const id of [1, 2, 3]) await c.stop(id, { crash: true });
+    await c.startAll();
+    c.campaignSpread();
+    await c.waitLeaders();
+    for (const [k, want] of latest) {
+      const [shard, key] = k.split('/') as [string, string];
+      for (const h of c.hosts.values()) {
+        await waitApplied(h, Number(shard), c.leader(Number(shard))!.appliedIndex(Number(shard)));
+        const r = h.readLocal(Number(shard), Buffer.from(key));
+        expect(r.version, `${k} on node ${h.nodeId}`).to.equal(want.version);
+        expect(r.value!.subarray(512).toString(), `${k} on node ${h.nodeId}`).to.equal(want.value);
+      }
+    }
+    // an engine that lost what it had flushed (here: all of it) is not silently re-filled from a
+    // log that no longer holds those entries
+    await c.stop(1, { crash: true });
+    rmSync(path.join(c.dirs.get(1)!, 'engine'), { recursive: true, force: true });
+    const err = await MultiRaftHost.open({ nodeId: 1, dataDir: c.dirs.get(1)!, transport: c.hub.transport(1) }).then(
+      () => undefined,
+      (e: unknown) => e as Error & { code?: string },
+    );
+    expect(err?.code).to.equal('CORRUPTION');
+    expect(err?.message).to.match(/engine.*behind the Raft log's truncation/);
+  });
 });
+
+async function waitApplied(h: MultiRaftHost, shard: number, index: number): Promise<void> {
+  for (let i = 0; i < 500 && h.appliedIndex(shard) < index; i++) await new Promise((r) => setTimeout(r, 10));
+  expect(h.appliedIndex(shard), `node ${h.nodeId} shard ${shard} applied`).to.be.at.least(index);
+}
