@@ -1274,6 +1274,8 @@ export class MultiRaftHost {
     );
   }
   private gcFlush: Promise<void> = RESOLVED;
+  /** deletion of the segments the last round freed */
+  private gcDelete: Promise<void> = RESOLVED;
 
   /**
    * Raft-log truncation, second half: one TRUNCATE record per group at the applied index the
@@ -1304,7 +1306,13 @@ export class MultiRaftHost {
     for (const [g, index] of done) if (index > g.snapIndex) g.snapIndex = index;
     this.stats.logTruncations += done.length;
     if (this.closed) return;
-    const r = await this.log.gc();
+    const r = await this.log.rewriteForGc();
+    // Deleting old segments (unlinks of ~logGcBytes of files, slow on a busy disk) needs no
+    // exclusion: turns go on meanwhile.
+    const prev = this.gcDelete;
+    this.gcDelete = prev.then(() => this.log.deleteSegmentsBefore(r.deletedBefore)).catch((err: unknown) => {
+      if (!this.closed) console.error(`node ${this.nodeId}: deleting old Raft-log segments failed (will retry next round):`, err);
+    });
     this.stats.logGcs++;
     this.stats.logSegmentsDeletedBefore = r.deletedBefore;
   }
@@ -1486,6 +1494,7 @@ export class MultiRaftHost {
     // an engine flush of a truncation round may be under way: let it end (or fail) before the
     // engine closes; nothing more happens with it (closed)
     await this.gcFlush.catch(() => undefined);
+    await this.gcDelete;
     const err = new StoreError('CLOSED', `host ${this.nodeId} closed`);
     for (const p of this.pending.values()) p.reject(err);
     this.pending.clear();

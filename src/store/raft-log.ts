@@ -314,6 +314,8 @@ export class RaftLogStore {
     };
     const walOpts: Parameters<typeof Wal.open>[1] = {
       sync: options.sync ?? 'always',
+      // gc() rotates while the host loop waits for it: the new segment must already exist
+      prepareNextSegment: true,
       onRecord: (rec, seg, off) => replayRecord(rec, seg, off, get, (id) => groups.delete(id)),
     };
     if (options.segmentBytes !== undefined) walOpts.segmentBytes = options.segmentBytes;
@@ -391,6 +393,16 @@ export class RaftLogStore {
    * to the current segment first (they are small, or already the price of compaction).
    */
   async gc(): Promise<GcResult> {
+    const r = await this.rewriteForGc();
+    await this.deleteSegmentsBefore(r.deletedBefore);
+    return r;
+  }
+
+  /**
+   * gc() without the deletion: after it, segments below `deletedBefore` hold nothing any group
+   * needs, and deleteSegmentsBefore() may remove them at any time (also while others write).
+   */
+  async rewriteForGc(): Promise<GcResult> {
     this.wal.rotate();
     const current = this.wal.currentSegment;
     let cutoff = current;
@@ -411,14 +423,19 @@ export class RaftLogStore {
     }
     b.sync = true;
     await this.write(b);
+    // an empty batch wrote nothing: the retired segments must still be synced and closed
     await this.wal.sync();
-    await this.wal.deleteSegmentsBefore(cutoff);
     const heldBy = cutoff < current ? [...this.groups.values()].filter((g) => g.firstEntrySegment() === cutoff).map((g) => g.groupId) : [];
     return { deletedBefore: cutoff, heldBy };
   }
 
   currentSegment(): number {
     return this.wal.currentSegment;
+  }
+
+  /** Deletes the segment files numbered below `n` (see rewriteForGc). */
+  deleteSegmentsBefore(n: number): Promise<void> {
+    return this.wal.deleteSegmentsBefore(n);
   }
 
   /** Bytes of snapshot data the groups' snapshot records hold (what a gc() may re-write). */

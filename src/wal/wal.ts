@@ -28,6 +28,10 @@ export interface WalOptions {
   batchDelayMs?: number;
   /** Rotate automatically when the current segment exceeds this size. Default: never. */
   segmentBytes?: number;
+  /** Create the next segment's file ahead of time, in the background, so that a rotation costs
+   *  no file creation (an fsync of the file and its directory; on a busy disk a file-system
+   *  journal commit of hundreds of ms) on the write path. Default false. */
+  prepareNextSegment?: boolean;
   /** Segments numbered below this are obsolete: not replayed (and deleted by open). */
   minSegment?: number;
   /** Called during open() for each recovered record, in log order. */
@@ -66,6 +70,8 @@ interface Segment {
   retired: boolean;
   /** The file has been created (with its header) and the directory synced. */
   created: boolean;
+  /** a spare segment's creation in the background (WalOptions.prepareNextSegment) */
+  ready?: Promise<void>;
 }
 
 interface Waiter {
@@ -105,6 +111,9 @@ export class Wal {
   private failure: unknown = null;
   private closed = false;
   private idleWaiters: (() => void)[] = [];
+  /** the next segment, created ahead (prepareNextSegment) */
+  private spare: Segment | undefined;
+  private readonly prepareNext: boolean;
 
   private constructor(
     readonly dir: string,
@@ -114,7 +123,26 @@ export class Wal {
     this.policy = options.sync ?? 'batch';
     this.batchDelayMs = options.batchDelayMs ?? 2;
     this.segmentBytes = options.segmentBytes ?? Number.POSITIVE_INFINITY;
+    this.prepareNext = options.prepareNextSegment === true;
     this.segments.push(this.newSegment(firstNumber));
+    this.prepareSpare();
+  }
+
+  /** Starts creating the segment after the current one (file, header, fsyncs) in the background. */
+  private prepareSpare(): void {
+    if (!this.prepareNext || this.closed || this.failure || this.spare) return;
+    const seg = this.newSegment(this.currentSegment + 1);
+    const header = seg.encoder.take(); // records appended once it is current follow it in writeOut
+    seg.ready = (async () => {
+      seg.file = await fsp.open(seg.path, 'wx');
+      let off = 0;
+      while (off < header.length) off += (await seg.file.write(header, off, header.length - off)).bytesWritten;
+      await seg.file.datasync();
+      await syncDir(this.dir);
+      seg.created = true;
+    })();
+    seg.ready.catch(() => undefined); // a failure surfaces when the segment is used (writeOut)
+    this.spare = seg;
   }
 
   /** Recovers the log in `dir` (replaying records through options.onRecord) and opens a new
@@ -217,6 +245,10 @@ export class Wal {
     await this.whenIdle();
     for (const seg of this.segments) await seg.file?.close().catch(() => undefined);
     this.segments = [];
+    // an unused spare stays on disk: an empty segment, replayed as such
+    const spare = this.spare;
+    this.spare = undefined;
+    if (spare) await spare.ready?.then(() => spare.file?.close()).catch(() => undefined);
   }
 
   private newSegment(n: number): Segment {
@@ -228,7 +260,10 @@ export class Wal {
   private rotateInternal(): number {
     const cur = this.segments[this.segments.length - 1]!;
     cur.retired = true;
-    this.segments.push(this.newSegment(cur.number + 1));
+    const spare = this.spare;
+    this.spare = undefined;
+    this.segments.push(spare?.number === cur.number + 1 ? spare : this.newSegment(cur.number + 1));
+    this.prepareSpare();
     return this.segments.length - 1;
   }
 
@@ -277,6 +312,7 @@ export class Wal {
     const failed = this.failure;
     if (failed) throw failed;
     for (const seg of [...this.segments]) {
+      if (seg.ready) await seg.ready; // a spare still being created
       if (!seg.file) {
         seg.file = await fsp.open(seg.path, 'wx');
       }

@@ -211,6 +211,32 @@ describe('wal: writing', () => {
     await w2.close();
   });
 
+  it('prepareNextSegment: the next segment file exists before rotate() (created in the background), takes the records after it in order, and a leftover empty spare replays as an empty segment', async () => {
+    const dir = tempDir();
+    const { wal } = await recover(dir, { sync: 'always', prepareNextSegment: true });
+    await wal.append(Buffer.from('a'));
+    for (let i = 0; i < 200 && (await listSegments(dir)).length < 2; i++) await new Promise((r) => setTimeout(r, 5));
+    expect(await listSegments(dir), 'spare created ahead').to.deep.equal([1, 2]);
+    const p1 = wal.append(Buffer.from('b'));
+    expect(wal.rotate()).to.equal(2);
+    const p2 = wal.append(Buffer.from('c'));
+    // the rotation at once (synchronously) prepares the one after it
+    const p3 = wal.append(Buffer.from('d'));
+    await Promise.all([p1, p2, p3]);
+    for (let i = 0; i < 200 && (await listSegments(dir)).length < 3; i++) await new Promise((r) => setTimeout(r, 5));
+    expect(await listSegments(dir)).to.deep.equal([1, 2, 3]);
+    await wal.close();
+    const seen: [string, number][] = [];
+    const w2 = await Wal.open(dir, { onRecord: (r, s) => seen.push([String(r), s]), prepareNextSegment: true });
+    expect(seen).to.deep.equal([['a', 1], ['b', 1], ['c', 2], ['d', 2]]);
+    expect(w2.currentSegment, 'appends go after the leftover spare').to.equal(4);
+    await w2.append(Buffer.from('e'));
+    await w2.close();
+    const again: string[] = [];
+    await (await Wal.open(dir, { onRecord: (r) => again.push(String(r)) })).close();
+    expect(again).to.deep.equal(['a', 'b', 'c', 'd', 'e']);
+  });
+
   it('segmentBytes rotates automatically and minSegment skips obsolete segments', async () => {
     const dir = tempDir();
     const { wal } = await recover(dir, { sync: 'off', segmentBytes: 10_000 });
