@@ -130,10 +130,6 @@ export class GroupLog implements Storage {
     return s;
   }
 
-  /** Drops a snapshot built for followers (its transfer is over or it is stale). */
-  dropBuiltSnapshot(): void {
-    this.built = undefined;
-  }
 
   /** Oldest segment this group still needs, or Infinity. */
   minSegment(): number {
@@ -436,21 +432,6 @@ export class RaftLogStore {
   /** Deletes the segment files numbered below `n` (see rewriteForGc). */
   deleteSegmentsBefore(n: number): Promise<void> {
     return this.wal.deleteSegmentsBefore(n);
-  }
-
-  /** Bytes of snapshot data the groups' snapshot records hold (what a gc() may re-write). */
-  snapshotBytes(): number {
-    let n = 0;
-    for (const g of this.groups.values()) n += g.snap.data.length;
-    return n;
-  }
-
-  /** Groups whose oldest live entry sits in a segment before `segment`, oldest first. */
-  groupsHoldingBefore(segment: number): number[] {
-    return [...this.groups.values()]
-      .filter((g) => g.firstEntrySegment() < segment)
-      .sort((a, b) => a.firstEntrySegment() - b.firstEntrySegment())
-      .map((g) => g.groupId);
   }
 
   /** the log's WAL writer counters (metrics, /api/stats) */
