@@ -15,7 +15,8 @@
 //   4. once the write is durable: the other messages are sent, batched per destination node (one
 //      Transport.send per peer), then the remaining committed entries and snapshots are applied
 //      with ONE engine write (ApplyBatch); reads whose index is applied are served;
-//   5. log compaction (createSnapshot) for groups that applied enough entries; advance().
+//   5. advance(). Log compaction is not part of a turn: truncation rounds (startTruncationRound)
+//      flush the engine beside the turns, then truncate every group's log between two turns.
 // The next turn may begin while this one waits for its fsync (the WAL folds waiting writes into
 // one fsync), so a put's leader append, follower append and leader apply do not each wait
 // behind a whole serial turn of the node's other groups.
@@ -914,8 +915,8 @@ export class MultiRaftHost {
     if (this.gcPhase === 'idle' && this.gcDue()) this.startTruncationRound();
     // The round's log write and gc() re-write groups' truncation and hard-state records from
     // memory, so they must not overlap a turn's log write (an older record could land after a
-    // newer one): they run alone, once the turns in flight have finished (a few ms: two small
-    // synced writes and the deletion of old segments).
+    // newer one): they run alone, once the turns in flight have finished (two small synced
+    // writes; the freed segments are deleted after the turns resume).
     if (this.gcPhase === 'ready' && this.truncationHolds === 0) {
       if (this.turnsInFlight > 0) return; // the last one to finish kicks again
       this.gcRunning = true;
