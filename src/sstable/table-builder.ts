@@ -90,6 +90,10 @@ const identitySeparator = (a: Buffer): Buffer => a;
 
 type State = 'open' | 'finished' | 'abandoned';
 
+/** Adaptive compression (tryCompression): failures in a row before sampling, sampling period. */
+const SKIP_AFTER_FAILURES = 8;
+const SAMPLE_EVERY = 16;
+
 export class TableBuilder {
   private readonly blockSize: number;
   private readonly compression: boolean;
@@ -122,6 +126,13 @@ export class TableBuilder {
   private dataBlocks = 0;
   private dataBytes = 0;
   private smallestKey: Buffer | null = null;
+  /** data blocks in a row whose compression was tried and not kept (see tryCompression) */
+  private compressionFailures = 0;
+  private blocksSinceSample = 0;
+  private lastBlockCompressed = false;
+  /** data blocks stored compressed / not tried because recent ones did not compress */
+  compressedBlocks = 0;
+  skippedCompressions = 0;
 
   private constructor(
     readonly path: string,
@@ -218,8 +229,24 @@ export class TableBuilder {
     this.pendingHandle = null;
   }
 
+  /** Whether to try compressing the next data block. Data that does not compress (encrypted,
+   *  already compressed, random) costs an lz4 pass per block for nothing; after
+   *  SKIP_AFTER_FAILURES blocks in a row that saved too little, only every SAMPLE_EVERY-th block
+   *  is tried, and the first one that compresses turns every block back on. */
+  private tryCompression(): boolean {
+    if (!this.compression) return false;
+    if (this.compressionFailures < SKIP_AFTER_FAILURES) return true;
+    return ++this.blocksSinceSample >= SAMPLE_EVERY;
+  }
+
   private finishDataBlock(): void {
-    const handle = this.writeBlock(this.data.finish(), this.compression);
+    const tried = this.tryCompression();
+    const handle = this.writeBlock(this.data.finish(), tried);
+    if (tried) {
+      this.blocksSinceSample = 0;
+      this.compressionFailures = this.lastBlockCompressed ? 0 : this.compressionFailures + 1;
+      if (this.lastBlockCompressed) this.compressedBlocks++;
+    } else this.skippedCompressions++;
     this.data.reset();
     this.pendingHandle = handle;
     this.dataBlocks++;
@@ -229,6 +256,7 @@ export class TableBuilder {
   /** Appends a block (contents + trailer) to the pending buffers; `raw` may be reused after. */
   private writeBlock(raw: Buffer, allowCompression: boolean): BlockHandle {
     const [stored, type] = compressBlock(raw, allowCompression);
+    this.lastBlockCompressed = stored !== raw;
     const crc = blockChecksum(stored, type);
     const size = stored.length;
     if (stored === raw) {

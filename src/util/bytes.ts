@@ -5,6 +5,8 @@
 
 export const MAX_SAFE = Number.MAX_SAFE_INTEGER;
 
+const EMPTY_BUFFER = Buffer.alloc(0);
+
 export class BufWriter {
   private buf: Buffer;
   private pos = 0;
@@ -19,7 +21,7 @@ export class BufWriter {
 
   private ensure(extra: number): void {
     if (this.pos + extra <= this.buf.length) return;
-    let cap = this.buf.length * 2;
+    let cap = Math.max(this.buf.length * 2, 64);
     while (cap < this.pos + extra) cap *= 2;
     const next = Buffer.allocUnsafe(cap);
     this.buf.copy(next, 0, 0, this.pos);
@@ -74,9 +76,24 @@ export class BufWriter {
     return this.buf.subarray(0, this.pos);
   }
 
-  /** A fresh copy of the written bytes, owned by the caller. */
+  /**
+   * The written bytes, owned by the caller; the writer starts over empty. When the bytes fill
+   * the writer's buffer but for a little slack, the buffer itself is handed over: writers of
+   * hot records (Raft entries, log records) are sized from the record's length up front, and a
+   * copy of a 4 KiB value per record was pure allocation and memcpy. Otherwise they are copied,
+   * so a result never pins a mostly-empty buffer.
+   */
   finish(): Buffer {
-    return Buffer.from(this.buf.subarray(0, this.pos));
+    const slack = this.buf.length - this.pos;
+    let out: Buffer;
+    if (slack <= 64 + (this.pos >>> 4)) {
+      out = this.buf.subarray(0, this.pos);
+      this.buf = EMPTY_BUFFER;
+    } else {
+      out = Buffer.from(this.buf.subarray(0, this.pos));
+    }
+    this.pos = 0;
+    return out;
   }
 }
 

@@ -226,6 +226,31 @@ describe('sstable: build and read', function () {
     r.close();
   });
 
+
+  it('stops trying to compress blocks that do not compress, and resumes when data compresses again', async () => {
+    const dir = tempDir();
+    const rng = new Rng(7);
+    const key = (i: number): Buffer => Buffer.from(`k${String(i).padStart(6, '0')}`);
+    // 400 blocks of random bytes, then 400 blocks of a repeated byte (one entry per block)
+    const model: Entry[] = [];
+    for (let i = 0; i < 800; i++) model.push([key(i), i < 400 ? rng.bytes(4100) : Buffer.alloc(4100, i % 251)]);
+    const b = await TableBuilder.create(tablePath(dir, 1), { compression: true, blockSize: 4096 });
+    for (const [k, v] of model) b.add(k, v);
+    const res = await b.finish();
+    // most random blocks were not even tried; every compressible block after the first sampled
+    // one was compressed
+    expect(b.skippedCompressions).to.be.greaterThan(300);
+    expect(b.compressedBlocks).to.be.greaterThan(400 - 16);
+    const plain = await buildTable(tablePath(dir, 2), model, { compression: false, blockSize: 4096 });
+    expect(res.fileSize).to.be.lessThan(plain.fileSize * 0.6);
+    const r = TableReader.open(tablePath(dir, 1), 1);
+    const it = r.iterator();
+    let i = 0;
+    for (it.seekToFirst(); it.valid(); it.next()) expectAt(it, model, i++, 'adaptive');
+    expect(i).to.equal(800);
+    it.close();
+    r.close();
+  });
   it('abandon() closes and deletes the file', async () => {
     const dir = tempDir();
     const file = tablePath(dir);
