@@ -25,6 +25,7 @@ import { KIND_SEEK, Kind, makeInternalKey, userKeyOf, kindOf } from './keys.js';
 import { DirLock } from './lock.js';
 import { Memtable, type LookupResult } from './memtable.js';
 import { MergingIterator } from './merging-iterator.js';
+import { sortKey } from './skiplist.js';
 import { resolveOptions, type ResolvedOptions } from './options.js';
 import { LevelIterator, TableInternalIterator } from './table-iterators.js';
 import { Tables } from './tables.js';
@@ -43,6 +44,10 @@ export class LsmEngine {
   private imms: Memtable[] = [];
   private lastSeq: number;
   private visibleSeq: number;
+  /** Lazy puts not yet in the memtable (WriteOp.lazy): key as latin1 → entry. */
+  private readonly lazy = new Map<string, { key: Buffer; value: Buffer; seq: number }>();
+  /** lazy keys per first key byte: most keys skip the map lookup on one array read */
+  private readonly lazyFirstByte = new Uint32Array(256);
   /** Live snapshot sequences (snapshots and open iterators) → count. */
   private readonly snapshots = new Map<number, number>();
   private flushRunning = false;
@@ -152,6 +157,7 @@ export class LsmEngine {
     this.lastSeq = endSeq;
     const record = encodeBatch(firstSeq, ops);
     if (options?.disableWal && options.sync) throw invalidArgument('disableWal and sync exclude each other');
+    if (!options?.disableWal && ops.some((op) => op.type === 'put' && op.lazy === true)) throw invalidArgument('lazy puts need disableWal');
     let acked: Promise<void> | undefined;
     if (options?.disableWal) {
       // Visible in sequence order: not before an earlier write still waiting for its WAL ack
@@ -166,11 +172,42 @@ export class LsmEngine {
     const decoded = decodeBatch(record);
     for (let i = 0; i < decoded.ops.length; i++) {
       const op = decoded.ops[i]!;
+      const input = ops[i]!;
+      if (input.type === 'put' && input.lazy === true) {
+        this.setLazy(op.key, op.value, firstSeq + i);
+        continue;
+      }
+      if (this.lazy.size > 0 && op.key.length > 0 && this.lazyFirstByte[op.key[0]!]! > 0) this.dropLazy(op.key);
       this.mem.add(firstSeq + i, op.kind, op.key, op.value);
     }
     this.counters.userBytesWritten += record.length;
     if (acked) await acked;
     if (endSeq > this.visibleSeq) this.visibleSeq = endSeq;
+  }
+
+  private setLazy(key: Buffer, value: Buffer, seq: number): void {
+    const k = key.toString('latin1');
+    if (!this.lazy.has(k) && key.length > 0) this.lazyFirstByte[key[0]!]!++;
+    this.lazy.set(k, { key, value, seq });
+  }
+
+  private dropLazy(key: Buffer): void {
+    if (this.lazy.delete(key.toString('latin1'))) this.lazyFirstByte[key[0]!]!--;
+  }
+
+  /** The lazy put of `key` a read at `seq` sees, if any. */
+  private lazyValue(key: Uint8Array, seq: number): Buffer | undefined {
+    if (this.lazy.size === 0 || key.length === 0 || this.lazyFirstByte[key[0]!] === 0) return undefined;
+    const e = this.lazy.get(sortKey(key));
+    return e !== undefined && e.seq <= seq ? e.value : undefined;
+  }
+
+  /** Moves the lazy puts into the memtable about to be frozen (they belong to it: every write
+   *  they describe is in it or in an earlier one). */
+  private insertLazy(): void {
+    for (const e of this.lazy.values()) this.mem.add(e.seq, Kind.Value, e.key, e.value);
+    this.lazy.clear();
+    this.lazyFirstByte.fill(0);
   }
 
   private validateOp(op: WriteOp): void {
@@ -226,6 +263,7 @@ export class LsmEngine {
   /** Freezes the memtable and starts a new one on a new WAL segment. Synchronous, so every
    *  write framed before it lands in the old segment and every later one in the new. */
   private switchMemtable(): void {
+    this.insertLazy();
     const frozen = this.mem;
     this.imms.push(frozen);
     this.mem = new Memtable();
@@ -244,6 +282,8 @@ export class LsmEngine {
     this.checkOpen();
     if (!(key instanceof Uint8Array)) throw invalidArgument('key must be a Uint8Array or Buffer');
     const seq = options?.snapshot?.sequence ?? this.visibleSeq;
+    const lazy = this.lazyValue(key, seq);
+    if (lazy !== undefined) return Buffer.from(lazy);
     let r: LookupResult = this.mem.get(key, seq);
     for (let i = this.imms.length - 1; r === undefined && i >= 0; i--) r = this.imms[i]!.get(key, seq);
     if (r === undefined) r = this.getFromTables(this.versions.current, key, seq);
@@ -508,7 +548,7 @@ export class LsmEngine {
   /** Writes the memtable out and waits until every frozen memtable is in an SSTable. */
   async flush(): Promise<void> {
     this.checkOpen();
-    if (this.mem.entries > 0) this.switchMemtable();
+    if (this.mem.entries > 0 || this.lazy.size > 0) this.switchMemtable();
     while (this.imms.length > 0) {
       this.checkOpen(); // a concurrent close() stops the flush loop: do not wait for it
       if (this.bgError) throw this.backgroundFailure();

@@ -71,7 +71,21 @@ export interface WriteOptions {
 }
 
 export type WriteOp =
-  | { type: 'put'; key: Uint8Array; value: Uint8Array }
+  | {
+      type: 'put';
+      key: Uint8Array;
+      value: Uint8Array;
+      /**
+       * Lazy put (only in a `disableWal` write): visible at once to point reads (get/getSync),
+       * but kept beside the memtable and inserted into it, with the sequence it was given here,
+       * only when the memtable is frozen, so a key rewritten on every write costs one map update
+       * instead of a skiplist insert each time. A later lazy put of the key replaces it; a later
+       * ordinary write of the key supersedes it. Iterators, and reads at a snapshot older than
+       * the latest lazy put of the key, do not see it until the freeze. For small bookkeeping
+       * keys read at the latest state only (the Raft store's applied index per shard).
+       */
+      lazy?: boolean;
+    }
   | { type: 'del'; key: Uint8Array };
 
 /** A consistent read view at one sequence number; release() lets compaction drop what it pins. */
