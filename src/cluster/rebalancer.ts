@@ -9,7 +9,7 @@ import { ConfChangeType, StateRole } from '../raft/index.js';
 import type { MultiRaftHost } from '../store/host.js';
 import type { MetaManager } from './meta-manager.js';
 import { desiredMetaReplicas } from './placement.js';
-import { type Desired, type Step, isMoving, nextStep } from './replica-plan.js';
+import { type Desired, type Step, isMoving, nextStep, settled } from './replica-plan.js';
 
 const MAX_TRANSFERS_PER_ROUND = 8;
 const ALIVE_WITHIN_MS = 1000;
@@ -61,7 +61,7 @@ export class Rebalancer {
     for (const shardId of h.shardIds()) {
       if (!h.isLeader(shardId)) continue;
       const desired = this.desired(shardId);
-      if (!desired) continue;
+      if (!desired || settled(h.confStateOf(shardId), desired, this.d.raftId)) continue;
       // a move in progress: a desired replica is in the group but still a learner
       if (shardId !== META_SHARD_ID && isMoving(h.replicaStatus(shardId).confState, desired)) moving++;
       plans.push({ shardId, desired });

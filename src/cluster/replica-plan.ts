@@ -78,6 +78,17 @@ export function nextStep(g: GroupView, desired: Desired, mayStartMove: boolean):
   return undefined;
 }
 
+/** True when the group already is what `desired` asks for and `self` may stay its leader: then
+ *  nextStep has nothing to do whatever the progress says (a cheap check for the rebalancer's
+ *  rounds over every shard a node leads, before it gathers each group's progress). */
+export function settled(c: Readonly<ConfState>, desired: Desired, self: number): boolean {
+  if (c.votersOutgoing.length > 0 || c.learners.length > 0 || (desired.learners?.length ?? 0) > 0) return false;
+  if (desired.leader !== 0 && desired.leader !== self) return false;
+  if (c.voters.length !== desired.voters.length) return false;
+  for (const n of desired.voters) if (!c.voters.includes(n)) return false;
+  return true;
+}
+
 /** Whether the group is moving a replica in: a desired voter is in the group as a learner
  *  (catching up). Counts against the node's budget of concurrent moves. */
 export function isMoving(c: ConfState, desired: Desired): boolean {

@@ -33,7 +33,7 @@ import type { EngineEvent, EngineStats, LsmOptions, ReadOptions, ScanOptions, Sn
 import { NUM_LEVELS, type Version } from './version.js';
 import { emptyEdit, type FileMeta } from './version-edit.js';
 import { VersionSet, createManifest, setCurrent } from './version-set.js';
-import { decodeBatch, encodeBatch } from './write-batch.js';
+import { decodeBatch, encodeBatch, storedValueLength } from './write-batch.js';
 
 type State = 'open' | 'closing' | 'closed';
 
@@ -218,8 +218,10 @@ export class LsmEngine {
     }
     if (op.type === 'put') {
       if (!(op.value instanceof Uint8Array)) throw invalidArgument('value must be a Uint8Array or Buffer');
-      if (op.value.length > this.o.maxValueBytes) {
-        throw new KvError('VALUE_TOO_LARGE', `value of ${op.value.length} bytes exceeds the limit of ${this.o.maxValueBytes}`);
+      if (op.valuePrefix !== undefined && !(op.valuePrefix instanceof Uint8Array)) throw invalidArgument('valuePrefix must be a Uint8Array or Buffer');
+      const len = storedValueLength(op);
+      if (len > this.o.maxValueBytes) {
+        throw new KvError('VALUE_TOO_LARGE', `value of ${len} bytes exceeds the limit of ${this.o.maxValueBytes}`);
       }
     } else if (op.type !== 'del') {
       throw invalidArgument(`unknown operation type ${String((op as { type: unknown }).type)}`);

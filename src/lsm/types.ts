@@ -75,6 +75,10 @@ export type WriteOp =
       type: 'put';
       key: Uint8Array;
       value: Uint8Array;
+      /** Stored before `value` (the stored value is valuePrefix ++ value): a caller that frames
+       *  values with a header of its own passes header and payload without joining them first
+       *  (the batch record is the one copy). */
+      valuePrefix?: Uint8Array;
       /**
        * Lazy put (only in a `disableWal` write): visible at once to point reads (get/getSync),
        * but kept beside the memtable and inserted into it, with the sequence it was given here,

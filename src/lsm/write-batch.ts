@@ -16,11 +16,19 @@ export interface DecodedOp {
 
 const EMPTY = Buffer.alloc(0);
 
+/** Length of the value a put stores: its valuePrefix and value together. */
+export function storedValueLength(op: WriteOp & { type: 'put' }): number {
+  return (op.valuePrefix?.length ?? 0) + op.value.length;
+}
+
 export function encodedBatchSize(ops: readonly WriteOp[]): number {
   let n = 8 + varintLength(ops.length);
   for (const op of ops) {
     n += 1 + varintLength(op.key.length) + op.key.length;
-    if (op.type === 'put') n += varintLength(op.value.length) + op.value.length;
+    if (op.type === 'put') {
+      const len = storedValueLength(op);
+      n += varintLength(len) + len;
+    }
   }
   return n;
 }
@@ -30,7 +38,9 @@ export function encodeBatch(firstSeq: number, ops: readonly WriteOp[]): Buffer {
   w.u64(firstSeq).varint(ops.length);
   for (const op of ops) {
     if (op.type === 'put') {
-      w.u8(Kind.Value).lenBytes(op.key).lenBytes(op.value);
+      w.u8(Kind.Value).lenBytes(op.key);
+      if (op.valuePrefix === undefined) w.lenBytes(op.value);
+      else w.varint(op.valuePrefix.length + op.value.length).bytes(op.valuePrefix).bytes(op.value);
     } else {
       w.u8(Kind.Delete).lenBytes(op.key);
     }

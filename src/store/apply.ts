@@ -67,13 +67,20 @@ export function storageKey(shardId: number, key: Uint8Array): Buffer {
 
 // Format: format u8 (=1) | flags u8 | version u64le | [expiresAt u64le if flags&1] | user value
 export function encodeStoredValue(version: number, value: Uint8Array, expiresAt = 0): Buffer {
-  const extra = expiresAt > 0 ? 8 : 0;
-  const out = Buffer.allocUnsafe(VALUE_HEADER_BYTES + extra + value.length);
+  const header = encodeStoredHeader(version, expiresAt);
+  const out = Buffer.allocUnsafe(header.length + value.length);
+  header.copy(out, 0);
+  out.set(value, header.length);
+  return out;
+}
+
+/** The header encodeStoredValue puts before the user value (format, flags, version, expiry). */
+export function encodeStoredHeader(version: number, expiresAt = 0): Buffer {
+  const out = Buffer.allocUnsafe(VALUE_HEADER_BYTES + (expiresAt > 0 ? 8 : 0));
   out[0] = VALUE_FORMAT_V1;
   out[1] = expiresAt > 0 ? VALUE_FLAG_EXPIRES : 0;
   writeU64(out, version, 2);
-  if (extra) writeU64(out, expiresAt, VALUE_HEADER_BYTES);
-  out.set(value, VALUE_HEADER_BYTES + extra);
+  if (expiresAt > 0) writeU64(out, expiresAt, VALUE_HEADER_BYTES);
   return out;
 }
 
@@ -146,8 +153,10 @@ export class ApplyBatch {
     return raw ? decodeStoredValue(raw).version : 0;
   }
 
-  private put(skey: Buffer, value: Buffer, version: number): void {
-    this.ops.push({ type: 'put', key: skey, value });
+  /** `header`: the stored value's header when `value` is the bare user value (the engine joins
+   *  them in its batch record: no copy of the value here) */
+  private put(skey: Buffer, value: Uint8Array, version: number, header?: Buffer): void {
+    this.ops.push(header === undefined ? { type: 'put', key: skey, value } : { type: 'put', key: skey, value, valuePrefix: header });
     this.overlay.set(skey.toString('latin1'), version);
   }
 
@@ -239,7 +248,7 @@ export class ApplyBatch {
       if (op.type === 'delete') this.del(keys[i]!);
       else if (op.type === 'put' || op.type === 'putIfVersionMatch') {
         const r = results[i] as { version: number };
-        this.put(keys[i]!, encodeStoredValue(r.version, op.value, op.expiresAt ?? 0), r.version);
+        this.put(keys[i]!, op.value, r.version, encodeStoredHeader(r.version, op.expiresAt ?? 0));
       }
     });
     return { applied: true, results };
@@ -444,7 +453,7 @@ export class ApplyBatch {
     if (this.ops.length === 0) return;
     if (this.durable) {
       // through the WAL, applied indexes included: a replayed write must bring its own
-      await this.engine.write(this.ops.map((op) => (op.type === 'put' && op.lazy ? { type: 'put', key: op.key, value: op.value } : op)), { sync: true });
+      await this.engine.write(this.ops.map((op) => (op.type === 'put' && op.lazy ? { ...op, lazy: false } : op)), { sync: true });
     } else await this.engine.write(this.ops, { disableWal: true });
   }
 }

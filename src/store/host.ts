@@ -462,6 +462,11 @@ export class MultiRaftHost {
     return t === undefined ? Number.POSITIVE_INFINITY : Date.now() - t;
   }
 
+  /** The group's configuration as applied here (read-only view, no copy: for hot checks). */
+  confStateOf(shardId: number): Readonly<ConfState> {
+    return this.group(shardId).confState;
+  }
+
   replicaStatus(shardId: number): ReplicaStatus {
     const g = this.group(shardId);
     const r = g.node.raft;

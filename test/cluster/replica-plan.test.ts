@@ -5,7 +5,7 @@
 import { expect } from 'chai';
 import fc from 'fast-check';
 import type { ConfState } from '../../src/raft/index.js';
-import { type Desired, type GroupView, nextStep } from '../../src/cluster/replica-plan.js';
+import { type Desired, type GroupView, nextStep, settled } from '../../src/cluster/replica-plan.js';
 
 const conf = (voters: number[], learners: number[] = []): ConfState => ({ voters, learners, votersOutgoing: [], learnersNext: [], autoLeave: false });
 const ok = { match: 100, isLearner: false, recentActive: true, replicating: true };
@@ -85,6 +85,35 @@ describe('cluster: replica plan', () => {
         }
       }),
       { numRuns: 500 },
+    );
+  });
+  it('settled (the rebalancer skips the group) only where nextStep has nothing to do, whatever the progress', () => {
+    expect(settled(conf([1, 2, 4]), want, 1)).to.equal(true);
+    expect(settled(conf([4, 2, 1]), { voters: [1, 2, 4], leader: 0 }, 2)).to.equal(true);
+    expect(settled(conf([1, 2, 4]), want, 2)).to.equal(false); // leader should move
+    expect(settled(conf([1, 2, 3]), want, 1)).to.equal(false);
+    expect(settled(conf([1, 2, 4], [5]), want, 1)).to.equal(false);
+    const node = fc.integer({ min: 1, max: 5 });
+    const prog = fc.record({ match: fc.integer({ min: 0, max: 200 }), recentActive: fc.boolean(), replicating: fc.boolean() });
+    fc.assert(
+      fc.property(
+        fc.uniqueArray(node, { minLength: 1, maxLength: 4 }),
+        fc.uniqueArray(node, { maxLength: 2 }),
+        fc.uniqueArray(node, { minLength: 1, maxLength: 4 }),
+        fc.uniqueArray(node, { maxLength: 1 }),
+        fc.integer({ min: 0, max: 5 }),
+        fc.dictionary(fc.constantFrom('1', '2', '3', '4', '5'), prog),
+        fc.boolean(),
+        (voters, learnersRaw, desiredVoters, desiredLearners, preferred, progress, mayStart) => {
+          const learners = learnersRaw.filter((n) => !voters.includes(n));
+          const c = conf(voters, learners);
+          const d: Desired = { voters: desiredVoters, learners: desiredLearners, leader: preferred };
+          const self = voters[0]!;
+          const step = nextStep(view(self, c, progress as Record<number, Partial<typeof ok>>), d, mayStart);
+          if (settled(c, d, self)) expect(step).to.equal(undefined);
+        },
+      ),
+      { numRuns: 1000 },
     );
   });
 });

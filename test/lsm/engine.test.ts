@@ -125,6 +125,29 @@ describe('lsm: engine', () => {
     await db.close();
   });
 
+  it('a put with a valuePrefix stores prefix ++ value, through the WAL and in tables; the limit counts both', async () => {
+    const dir = tempDir();
+    let db = await LsmEngine.open(dir, { walSync: 'always', maxValueBytes: 16 });
+    await db.write([
+      { type: 'put', key: b('p1'), value: b('payload'), valuePrefix: b('hdr:') },
+      { type: 'put', key: b('p2'), value: b(''), valuePrefix: b('only') },
+      { type: 'put', key: b('p3'), value: b('plain') },
+    ]);
+    expect(str(db.getSync(b('p1')))).to.equal('hdr:payload');
+    try {
+      await db.write([{ type: 'put', key: b('p4'), value: Buffer.alloc(10), valuePrefix: Buffer.alloc(7) }]);
+      expect.fail('17 stored bytes accepted under a 16-byte limit');
+    } catch (err) {
+      expect((err as KvError).code).to.equal('VALUE_TOO_LARGE');
+    }
+    await db.close(); // replayed from the WAL
+    db = await LsmEngine.open(dir, { walSync: 'always', maxValueBytes: 16 });
+    expect(str(db.getSync(b('p1')))).to.equal('hdr:payload');
+    await db.flush();
+    expect(await collect(db.scan())).to.deep.equal(['p1=hdr:payload', 'p2=only', 'p3=plain']);
+    await db.close();
+  });
+
   it('lazy puts: read at once, kept out of the memtable until it freezes, superseded by later writes, need disableWal', async () => {
     const dir = tempDir();
     let db = await LsmEngine.open(dir, { walSync: 'always' });
