@@ -145,8 +145,8 @@ async function main(): Promise<void> {
     d['termsUp'] = after[i]!.termSum - before[i]!.termSum;
     for (const k of ['syncs', 'syncMs', 'writeMs']) d[k] = (after[i]!.raft_log[k] ?? 0) - (before[i]!.raft_log[k] ?? 0);
     for (const k of ['flushes', 'compactions', 'writeSlowdowns', 'writeStalls']) d[`engine.${k}`] = (after[i]!.engine[k] ?? 0) - (before[i]!.engine[k] ?? 0);
-    for (const k of ['gcPauses', 'gcMs']) d[k] = (after[i]!.host[k] ?? 0) - (before[i]!.host[k] ?? 0);
-    for (const k of ['maxTurnMs', 'maxGcMs']) d[k] = after[i]!.host[k] ?? 0; // since start
+    for (const k of ['logGcs', 'logTruncations', 'truncationRoundMs']) d[k] = (after[i]!.host[k] ?? 0) - (before[i]!.host[k] ?? 0);
+    for (const k of ['maxTurnMs', 'maxTruncationRoundMs']) d[k] = after[i]!.host[k] ?? 0; // since start
     const turns = d['turns']! || 1;
     const threads = [...thr1[i]!].map(([k, v]) => [k, v - (thr0[i]!.get(k) ?? 0)] as const).filter(([, v]) => v > 0).map(([k, v]) => `${k} ${((v / wall) * 100).toFixed(0)}%`);
     console.log(`${nodes[i]!.id} threads: ${threads.join(', ')}`);

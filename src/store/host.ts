@@ -249,7 +249,7 @@ export class MultiRaftHost {
   private readonly peerHeardAt = new Map<number, number>();
   private readonly rng: Rng;
   private readonly o: Required<Omit<HostOptions, 'lsm' | 'raftLog' | 'seed' | 'transport' | 'nodeId' | 'dataDir' | 'mayCreateReplica' | 'slotCount'>>;
-  readonly stats = { logGcs: 0, logTruncations: 0, engineFlushMs: 0, logSegmentsDeletedBefore: 0, turns: 0, logWrites: 0, entriesProposed: 0, commandsProposed: 0, applyWrites: 0, messagesSent: 0, sends: 0, snapshotsCreated: 0, snapshotsApplied: 0, messagesReceived: 0, ticks: 0, replicasCreated: 0, replicasDestroyed: 0, reads: 0, followerReads: 0, readyGroups: 0, turnMs: 0, beginMs: 0, persistMs: 0, applyMs: 0, earlySends: 0, earlyApplies: 0, maxTurnsInFlight: 0, roleChanges: 0, gcPauses: 0, electionTimeouts: 0, quorumStepDowns: 0, maxTurnMs: 0, gcMs: 0, maxGcMs: 0 };
+  readonly stats = { logGcs: 0, logTruncations: 0, engineFlushMs: 0, logSegmentsDeletedBefore: 0, turns: 0, logWrites: 0, entriesProposed: 0, commandsProposed: 0, applyWrites: 0, messagesSent: 0, sends: 0, snapshotsCreated: 0, snapshotsApplied: 0, messagesReceived: 0, ticks: 0, replicasCreated: 0, replicasDestroyed: 0, reads: 0, followerReads: 0, readyGroups: 0, turnMs: 0, beginMs: 0, persistMs: 0, applyMs: 0, earlySends: 0, earlyApplies: 0, maxTurnsInFlight: 0, roleChanges: 0, electionTimeouts: 0, quorumStepDowns: 0, maxTurnMs: 0, truncationRoundMs: 0, maxTruncationRoundMs: 0, truncationTurns: 0, truncationDeferrals: 0 };
 
   private constructor(
     private readonly opts: HostOptions,
@@ -916,32 +916,9 @@ export class MultiRaftHost {
   }
 
   private startTurn(): void {
-    if (this.closed || this.fatal || this.gcRunning) return;
+    if (this.closed || this.fatal) return;
     if (this.gcPhase === 'idle' && this.gcDue()) this.startTruncationRound();
-    // The round's log write and gc() re-write groups' truncation and hard-state records from
-    // memory, so they must not overlap a turn's log write (an older record could land after a
-    // newer one): they run alone, once the turns in flight have finished (two small synced
-    // writes; the freed segments are deleted after the turns resume).
-    if (this.gcPhase === 'ready' && this.truncationHolds === 0) {
-      if (this.turnsInFlight > 0) return; // the last one to finish kicks again
-      this.gcRunning = true;
-      this.stats.gcPauses++;
-      const gcStarted = performance.now();
-      this.finishTruncationRound().then(
-        () => {
-          const ms = performance.now() - gcStarted;
-          this.stats.gcMs += ms;
-          if (ms > this.stats.maxGcMs) this.stats.maxGcMs = ms;
-          this.gcRunning = false;
-          this.kick();
-        },
-        (err: unknown) => {
-          this.gcRunning = false;
-          this.fail(err);
-        },
-      );
-      return;
-    }
+    if (this.gcPhase === 'ready' || this.gcPhase === 'rewriting') this.truncationStep();
     if (this.turnsInFlight >= this.o.maxTurnsInFlight) return; // the last one to finish kicks again
     let t: Turn | undefined;
     try {
@@ -952,6 +929,7 @@ export class MultiRaftHost {
     }
     if (!t) return;
     this.turnsInFlight++;
+    if (this.gcPhase === 'rewriting' || this.gcPhase === 'finishing') this.stats.truncationTurns++;
     if (this.turnsInFlight > this.stats.maxTurnsInFlight) this.stats.maxTurnsInFlight = this.turnsInFlight;
     const started = t.started;
     this.finishTurn(t).then(
@@ -960,7 +938,8 @@ export class MultiRaftHost {
         const ms = performance.now() - started;
         this.stats.turnMs += ms;
         if (ms > this.stats.maxTurnMs) this.stats.maxTurnMs = ms;
-        if (this.dirty.size > 0 || (this.turnsInFlight === 0 && this.gcDue())) this.kick();
+        // a finished turn may free groups a truncation round waits for
+        if (this.dirty.size > 0 || this.gcPhase === 'rewriting' || (this.gcPhase === 'idle' && this.gcDue())) this.kick();
       },
       (err: unknown) => {
         this.turnsInFlight--;
@@ -1227,11 +1206,17 @@ export class MultiRaftHost {
 
   /** log bytes written when the last truncation round started */
   private gcMark = 0;
-  /** a truncation round's log write and gc() are running (no turn may begin) */
-  private gcRunning = false;
-  /** idle; flushing the engine (turns go on); ready to truncate at `gcCut` */
-  private gcPhase: 'idle' | 'flushing' | 'ready' = 'idle';
+  /** idle; flushing the engine (turns go on); ready to truncate at `gcCut`; rewriting: the
+   *  groups in `gcRewrite` still need their truncation and their old records re-written past
+   *  `gcBelow`; finishing: syncing and deleting what the round freed */
+  private gcPhase: 'idle' | 'flushing' | 'ready' | 'rewriting' | 'finishing' = 'idle';
   private gcCut = new Map<Group, { index: number; confState: ConfState }>();
+  private gcRewrite = new Set<Group>();
+  /** first segment of the round (everything the round writes lands there or later) */
+  private gcBelow = 0;
+  /** the round's log writes still on their way */
+  private gcWrites = 0;
+  private gcStarted = 0;
   /** a group applied snapshotEntries past its compaction point */
   private truncationWanted = false;
   /** backups in progress (holdLogTruncation) */
@@ -1251,6 +1236,7 @@ export class MultiRaftHost {
    */
   private startTruncationRound(): void {
     this.gcPhase = 'flushing';
+    this.gcStarted = performance.now();
     this.gcMark = this.log.stats.bytes;
     this.truncationWanted = false;
     const cut = new Map<Group, { index: number; confState: ConfState }>();
@@ -1284,43 +1270,87 @@ export class MultiRaftHost {
   private gcDelete: Promise<void> = RESOLVED;
 
   /**
-   * Raft-log truncation, second half: one TRUNCATE record per group at the applied index the
-   * engine flush made durable, then gc() deletes every segment no group needs. Runs alone,
-   * between loop turns (see startTurn).
+   * Raft-log truncation, second half, done piecewise beside the turns (a round never stops the
+   * loop): the Raft log moves to a new segment (`gcBelow`); then, on every loop turn, each group
+   * with no log write outstanding (R1: not in flight) gets, in one log write issued before the
+   * turn's own, its TRUNCATE record at the applied index the engine flush made durable (if it
+   * has one in the cut) and copies of its hard-state and compaction records that sit below
+   * `gcBelow`. Such a group's in-memory state is exactly its durable state, so the copies are
+   * current, and the WAL keeps call order, so its next records land after them. Groups in
+   * flight wait for a later turn. Once every group is done and those writes are durable, the
+   * segments below the oldest one still needed (live entries) are deleted, turns going on.
    */
-  private async finishTruncationRound(): Promise<void> {
-    if (this.turnsInFlight > 0) throw new Error(`log truncation started with ${this.turnsInFlight} turn(s) in flight`);
-    const cut = this.gcCut;
-    this.gcCut = new Map();
-    this.gcPhase = 'idle';
+  private truncationStep(): void {
+    if (this.truncationHolds > 0) return; // a backup is copying: its release kicks
+    if (this.gcPhase === 'ready') {
+      this.gcBelow = this.log.rotate();
+      this.gcRewrite = new Set(this.groups.values());
+      this.gcPhase = 'rewriting';
+    }
     const b = this.log.batch();
     const done: Array<[Group, number]> = [];
-    for (const [g, c] of cut) {
+    for (const g of this.gcRewrite) {
+      if (g.inFlight) {
+        this.stats.truncationDeferrals++;
+        continue;
+      }
+      this.gcRewrite.delete(g);
       if (this.groups.get(g.groupId) !== g) continue; // destroyed meanwhile
+      const c = this.gcCut.get(g);
       const st = this.log.group(g.groupId);
       // a snapshot installed meanwhile may be past the cut
-      if (c.index < st.snap.metadata.index || (c.index === st.snap.metadata.index && st.truncated) || c.index > st.lastIndex()) continue;
-      b.truncate(g.groupId, c.index, c.confState);
-      done.push([g, c.index]);
-      // the size estimate's base moves over the entries about to go
-      if (g.sizeBase && g.sizeBase.index < c.index) {
-        const bytes = g.sizeBase.bytes + this.entryBytes(g, g.sizeBase.index, c.index);
-        g.sizeBase = Number.isFinite(bytes) ? { index: c.index, bytes } : undefined;
+      if (c && !(c.index < st.snap.metadata.index || (c.index === st.snap.metadata.index && st.truncated) || c.index > st.lastIndex())) {
+        b.truncate(g.groupId, c.index, c.confState);
+        done.push([g, c.index]);
+        // the size estimate's base moves over the entries about to go
+        if (g.sizeBase && g.sizeBase.index < c.index) {
+          const bytes = g.sizeBase.bytes + this.entryBytes(g, g.sizeBase.index, c.index);
+          g.sizeBase = Number.isFinite(bytes) ? { index: c.index, bytes } : undefined;
+        }
       }
+      this.log.rewriteGroupBelow(b, g.groupId, this.gcBelow);
     }
-    if (!b.empty) await this.log.write(b);
-    for (const [g, index] of done) if (index > g.snapIndex) g.snapIndex = index;
-    this.stats.logTruncations += done.length;
-    if (this.closed) return;
-    const r = await this.log.rewriteForGc();
-    // Deleting old segments (unlinks of ~logGcBytes of files, slow on a busy disk) needs no
-    // exclusion: turns go on meanwhile.
+    if (!b.empty) {
+      this.gcWrites++;
+      this.log.write(b).then(
+        () => {
+          this.gcWrites--;
+          for (const [g, index] of done) if (index > g.snapIndex) g.snapIndex = index;
+          this.stats.logTruncations += done.length;
+          this.maybeFinishTruncationRound();
+        },
+        (err: unknown) => {
+          this.gcWrites--;
+          if (!this.closed) this.fail(err);
+        },
+      );
+    } else this.maybeFinishTruncationRound();
+  }
+
+  private maybeFinishTruncationRound(): void {
+    if (this.gcPhase !== 'rewriting' || this.gcRewrite.size > 0 || this.gcWrites > 0 || this.closed) return;
+    this.gcPhase = 'finishing';
+    this.gcCut = new Map();
+    const below = this.gcBelow;
     const prev = this.gcDelete;
-    this.gcDelete = prev.then(() => this.log.deleteSegmentsBefore(r.deletedBefore)).catch((err: unknown) => {
-      if (!this.closed) console.error(`node ${this.nodeId}: deleting old Raft-log segments failed (will retry next round):`, err);
+    this.gcDelete = (async () => {
+      await prev;
+      // every copy durable (a turn's write may have gone without an fsync), then the segments
+      // nothing needs any more go; unlinking ~logGcBytes of files is slow on a busy disk
+      await this.log.sync();
+      const r = this.log.collectableBelow(below);
+      this.stats.logGcs++;
+      this.stats.logSegmentsDeletedBefore = r.deletedBefore;
+      const ms = performance.now() - this.gcStarted;
+      this.stats.truncationRoundMs += ms;
+      if (ms > this.stats.maxTruncationRoundMs) this.stats.maxTruncationRoundMs = ms;
+      this.gcPhase = 'idle';
+      if (this.gcDue()) this.kick();
+      await this.log.deleteSegmentsBefore(r.deletedBefore);
+    })().catch((err: unknown) => {
+      if (this.gcPhase === 'finishing') this.gcPhase = 'idle';
+      if (!this.closed) console.error(`node ${this.nodeId}: finishing a Raft-log truncation round failed (the next round retries):`, err);
     });
-    this.stats.logGcs++;
-    this.stats.logSegmentsDeletedBefore = r.deletedBefore;
   }
 
   /**
@@ -1331,7 +1361,8 @@ export class MultiRaftHost {
   async holdLogTruncation(): Promise<() => void> {
     this.checkOpen();
     this.truncationHolds++;
-    while (this.gcRunning) await new Promise((r) => setTimeout(r, 1));
+    // a round's truncation already on its way to the log would change it under the backup
+    while (this.gcWrites > 0) await new Promise((r) => setTimeout(r, 1));
     let released = false;
     return () => {
       if (released) return;
@@ -1496,7 +1527,7 @@ export class MultiRaftHost {
     if (this.closed) return;
     this.closed = true;
     if (this.timer) clearInterval(this.timer);
-    while (this.turnsInFlight > 0 || this.gcRunning) await new Promise((r) => setTimeout(r, 1));
+    while (this.turnsInFlight > 0 || this.gcWrites > 0) await new Promise((r) => setTimeout(r, 1));
     // an engine flush of a truncation round may be under way: let it end (or fail) before the
     // engine closes; nothing more happens with it (closed)
     await this.gcFlush.catch(() => undefined);

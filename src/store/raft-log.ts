@@ -230,6 +230,9 @@ export class RaftLogBatch {
    *  for a hard state whose term or vote changed (Ready.mustSync). A batch without it (only
    *  commit indexes moved, which Raft may forget) is written without an fsync. */
   sync = false;
+  /** groups this batch writes a snapshot or truncation record for (rewriteGroupBelow skips
+   *  copying their older one) */
+  readonly compacted = new Set<number>();
 
   constructor(private readonly store: RaftLogStore) {}
 
@@ -255,6 +258,7 @@ export class RaftLogBatch {
     const s: Snapshot = { metadata: { index, term: g.term(index), confState: cloneConfState(confState) }, data };
     this.records.push(encodeSnapshot(RecordType.CreateSnapshot, groupId, s));
     this.ops.push((seg) => g.applyCreate(s, seg));
+    this.compacted.add(groupId);
     this.sync = true;
     return this;
   }
@@ -272,6 +276,7 @@ export class RaftLogBatch {
     const s: Snapshot = { metadata: { index, term: term ?? g.term(index), confState: cloneConfState(confState) }, data: new Uint8Array(0) };
     this.records.push(encodeSnapshot(RecordType.Truncate, groupId, s));
     this.ops.push((seg) => g.applyTruncate(s, seg));
+    this.compacted.add(groupId);
     this.sync = true;
     return this;
   }
@@ -279,6 +284,7 @@ export class RaftLogBatch {
   applySnapshot(groupId: number, s: Snapshot): this {
     this.records.push(encodeSnapshot(RecordType.InstallSnapshot, groupId, s));
     this.ops.push((seg) => this.store.group(groupId).applyInstall(s, seg));
+    this.compacted.add(groupId);
     this.sync = true;
     return this;
   }
@@ -399,30 +405,66 @@ export class RaftLogStore {
    * needs, and deleteSegmentsBefore() may remove them at any time (also while others write).
    */
   async rewriteForGc(): Promise<GcResult> {
-    this.wal.rotate();
-    const current = this.wal.currentSegment;
-    let cutoff = current;
-    for (const g of this.groups.values()) cutoff = Math.min(cutoff, g.firstEntrySegment());
+    const below = this.rotate();
     const b = this.batch();
-    for (const g of this.groups.values()) {
-      if (g.snapSeg > 0 && g.snapSeg < cutoff) {
-        const s = g.snap;
-        if (g.truncated) {
-          b.records.push(encodeSnapshot(RecordType.Truncate, g.groupId, s));
-          b.ops.push((seg) => g.applyTruncate(s, seg));
-        } else {
-          b.records.push(encodeSnapshot(RecordType.CreateSnapshot, g.groupId, s));
-          b.ops.push((seg) => g.applyCreate(s, seg));
-        }
-      }
-      if (g.hardSeg > 0 && g.hardSeg < cutoff) b.setHardState(g.groupId, g.hard);
-    }
+    for (const id of this.groups.keys()) this.rewriteGroupBelow(b, id, below);
     b.sync = true;
     await this.write(b);
-    // an empty batch wrote nothing: the retired segments must still be synced and closed
-    await this.wal.sync();
-    const heldBy = cutoff < current ? [...this.groups.values()].filter((g) => g.firstEntrySegment() === cutoff).map((g) => g.groupId) : [];
+    await this.sync();
+    return this.collectableBelow(below);
+  }
+
+  /** Starts a new segment (records appended from now on land in it or later ones); returns its
+   *  number. The first step of a gc done piecewise: rotate, rewriteGroupBelow for every group,
+   *  sync, collectableBelow, deleteSegmentsBefore. */
+  rotate(): number {
+    this.wal.rotate();
+    return this.wal.currentSegment;
+  }
+
+  /**
+   * Adds to `b` a copy of the group's latest hard state and of its snapshot or truncation record
+   * where those sit in a segment below `below`, so that no segment below it is needed for them.
+   * The copies come from memory: call it only for a group with no write outstanding (the host
+   * loop's R1), else memory may be older than a record still on its way and the copy, landing
+   * after it, would replace it on replay.
+   */
+  rewriteGroupBelow(b: RaftLogBatch, groupId: number, below: number): void {
+    const g = this.groups.get(groupId);
+    if (!g) return;
+    if (g.snapSeg > 0 && g.snapSeg < below && !b.compacted.has(groupId)) {
+      const s = g.snap;
+      if (g.truncated) {
+        b.records.push(encodeSnapshot(RecordType.Truncate, g.groupId, s));
+        b.ops.push((seg) => g.applyTruncate(s, seg));
+      } else {
+        b.records.push(encodeSnapshot(RecordType.CreateSnapshot, g.groupId, s));
+        b.ops.push((seg) => g.applyCreate(s, seg));
+      }
+      b.compacted.add(groupId);
+    }
+    if (g.hardSeg > 0 && g.hardSeg < below) b.setHardState(g.groupId, g.hard);
+  }
+
+  /**
+   * The segment number (at most `below`) under which no segment holds anything a group still
+   * needs: a live entry (entries are never copied), or the latest hard-state or compaction
+   * record of a group that was not re-written (rewriteGroupBelow) yet.
+   */
+  collectableBelow(below: number): GcResult {
+    let cutoff = below;
+    for (const g of this.groups.values()) {
+      cutoff = Math.min(cutoff, g.firstEntrySegment());
+      if (g.snapSeg > 0) cutoff = Math.min(cutoff, g.snapSeg);
+      if (g.hardSeg > 0) cutoff = Math.min(cutoff, g.hardSeg);
+    }
+    const heldBy = cutoff < below ? [...this.groups.values()].filter((g) => g.firstEntrySegment() === cutoff || g.snapSeg === cutoff || g.hardSeg === cutoff).map((g) => g.groupId) : [];
     return { deletedBefore: cutoff, heldBy };
+  }
+
+  /** Resolves when everything written so far is durable (and retired segments are closed). */
+  sync(): Promise<void> {
+    return this.wal.sync();
   }
 
   currentSegment(): number {
