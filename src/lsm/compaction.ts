@@ -114,6 +114,9 @@ export interface WriteTablesContext {
   createBuilder(number: number): Promise<TableBuilderLike>;
   /** Target size of one output file; Infinity for a single file. */
   targetFileBytes: number;
+  /** Called every few dozen entries: resolves when the merge may go on (the engine's pacing,
+   *  see LsmOptions.backgroundDutyCycle); undefined = go on at once. */
+  pace?: () => Promise<void> | undefined;
 }
 
 export interface WrittenTables {
@@ -177,9 +180,13 @@ export async function writeTables(
       if (seq > maxSeq) maxSeq = seq;
       if (kind === Kind.Delete) deletions++;
       if (builder.pendingBytes >= 1024 * 1024) await builder.flushPending();
-      if (++sinceYield >= 4096) {
-        sinceYield = 0;
-        await yieldToLoop(); // let foreground requests in during a long merge
+      if ((++sinceYield & 63) === 0) {
+        const wait = ctx.pace?.();
+        if (wait) await wait;
+        else if (sinceYield >= 4096) {
+          sinceYield = 0;
+          await yieldToLoop(); // let foreground requests in during a long merge
+        }
       }
     }
     await finishFile();

@@ -12,7 +12,7 @@
 // table is synced. SSTables are deleted only when no version (reader) references them.
 import { promises as fsp, mkdirSync } from 'node:fs';
 import path from 'node:path';
-import { AsyncMutex, Signal, sleep } from '../util/async.js';
+import { AsyncMutex, Signal, sleep, yieldToLoop } from '../util/async.js';
 import { DecodeError, toBuffer } from '../util/bytes.js';
 import { CorruptionError, KvError, invalidArgument } from '../util/errors.js';
 import { Wal } from '../wal/wal.js';
@@ -254,7 +254,12 @@ export class LsmEngine {
         this.counters.writeStalls++;
         this.emit({ type: 'write-stall', reason: l0 >= this.o.l0StopTrigger ? 'l0-files' : 'memtables' });
         this.maybeScheduleWork();
-        await this.bgDone.wait();
+        this.stalledWriters++;
+        try {
+          await this.bgDone.wait();
+        } finally {
+          this.stalledWriters--;
+        }
         continue;
       }
       this.switchMemtable();
@@ -488,12 +493,22 @@ export class LsmEngine {
   }
 
   private tableWriteContext(targetFileBytes: number) {
+    const pacer = new Pacer(this.o.backgroundDutyCycle, () => this.writesWaiting());
     return {
       newFileNumber: () => this.versions.newFileNumber(),
       createBuilder: (n: number) => this.tables.createBuilder(n),
       targetFileBytes,
+      pace: () => pacer.pace(),
     };
   }
+
+  /** Writes wait or are slowed for background work, or soon will be: it must not pause then. */
+  private writesWaiting(): boolean {
+    if (this.stalledWriters > 0 || this.versions.current.levels[0]!.length >= this.o.l0SlowdownTrigger) return true;
+    // no room for another frozen memtable, and the live one half full
+    return this.imms.length >= this.o.maxImmutableMemtables && this.mem.approximateBytes >= this.o.memtableBytes / 2;
+  }
+  private stalledWriters = 0;
 
   private async runCompaction(c: Compaction): Promise<void> {
     const started = Date.now();
@@ -708,3 +723,31 @@ async function removeOrphanTables(dir: string, v: Version): Promise<void> {
     if ((p?.kind === 'table' && !live.has(p.number)) || p?.kind === 'temp') await fsp.rm(path.join(dir, name), { force: true });
   }
 }
+
+/**
+ * Paces one flush or compaction (LsmOptions.backgroundDutyCycle): it works in slices of
+ * SLICE_MS of wall time; after a slice it sleeps long enough to keep its share at `duty`,
+ * unless `urgent()` says writes are waiting for it. Measured in wall time, so a merge that
+ * also waits for its own file writes counts them as work.
+ */
+class Pacer {
+  private sliceStart = performance.now();
+  constructor(
+    private readonly duty: number,
+    private readonly urgent: () => boolean,
+  ) {}
+
+  pace(): Promise<void> | undefined {
+    const now = performance.now();
+    const worked = now - this.sliceStart;
+    if (worked < SLICE_MS) return undefined;
+    const rest = this.duty >= 1 || this.urgent() ? 0 : (worked * (1 - this.duty)) / this.duty;
+    return (rest >= 1 ? sleep(Math.min(rest, MAX_PAUSE_MS)) : yieldToLoop()).then(() => {
+      this.sliceStart = performance.now();
+    });
+  }
+}
+
+const SLICE_MS = 4;
+/** a slice stretched by a GC pause or a slow write must not buy a long sleep */
+const MAX_PAUSE_MS = 50;

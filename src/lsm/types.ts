@@ -28,6 +28,15 @@ export interface LsmOptions {
   maxOpenTables?: number;
   /** Target SSTable size written by flush/compaction. Default 8 MiB. */
   targetFileBytes?: number;
+  /**
+   * Share of the thread's wall time flushes and compactions may take while writes are not
+   * waiting for them (0 < d <= 1; default 0.5). They run on the caller's thread in slices of a
+   * few ms; after each slice they pause so that foreground work (reads, writes, a server's
+   * request loop) gets the rest. While writes wait for them or soon will (a write stalled, L0
+   * at the slowdown trigger, or no room for another frozen memtable and the live one half full)
+   * they run at full speed. 1 = never pause.
+   */
+  backgroundDutyCycle?: number;
   /** L0 file count that triggers compaction. Default 4. */
   l0CompactionTrigger?: number;
   /** L0 file count at which writes are slowed. Default 12. */

@@ -80,6 +80,7 @@ export interface NodeConfig {
   readonly storage: {
     readonly engine_type: 'lsm_tree';
     readonly memtable_size_mb: number;
+    readonly background_duty_percent: number;
     readonly enable_compression: boolean;
     readonly sync_policy: SyncPolicy;
     readonly block_cache_mb: number;
@@ -387,6 +388,10 @@ function buildSchema(): Record<string, Record<string, Leaf>> {
         format: 'distcache-enum', values: ['always', 'batch', 'off'], default: 'batch',
         doc: 'When writes reach the disk: always (fsync per group commit), batch (within a few ms), off (OS decides; survives a process crash, not a power loss).',
       }),
+      background_duty_percent: leaf('storage', 'background_duty_percent', {
+        ...int(1, 100), default: 50,
+        doc: 'Share of the node\'s main thread that engine flushes and compactions may take while no write waits for them, percent; they pause between slices of a few ms so that requests are served meanwhile (a compaction of a few hundred MiB otherwise holds the loop for seconds). While writes wait for them they run at full speed. 100 = never pause.',
+      }),
       block_cache_mb: leaf('storage', 'block_cache_mb', { ...int(0, 1_048_576), default: 64, doc: 'Cache of uncompressed SSTable blocks, MiB (0 = none).' }),
       log_writes_in_flight: leaf('storage', 'log_writes_in_flight', {
         ...int(1, 64), default: 64,
@@ -604,6 +609,7 @@ export function loadConfig(options: LoadConfigOptions = {}): NodeConfig {
     storage: {
       engine_type: 'lsm_tree',
       memtable_size_mb: st['memtable_size_mb'] as number,
+      background_duty_percent: st['background_duty_percent'] as number,
       enable_compression: st['enable_compression'] as boolean,
       sync_policy: st['sync_policy'] as SyncPolicy,
       block_cache_mb: st['block_cache_mb'] as number,

@@ -15,8 +15,9 @@
 //   4. once the write is durable: the other messages are sent, batched per destination node (one
 //      Transport.send per peer), then the remaining committed entries and snapshots are applied
 //      with ONE engine write (ApplyBatch); reads whose index is applied are served;
-//   5. advance(). Log compaction is not part of a turn: truncation rounds (startTruncationRound)
-//      flush the engine beside the turns, then truncate every group's log between two turns.
+//   5. advance(). Log compaction is not part of a turn's Ready: a truncation round
+//      (startTruncationRound) flushes the engine beside the turns, then each turn writes, ahead
+//      of its own records, the truncation of the groups not in flight (truncationStep).
 // The next turn may begin while this one waits for its fsync (the WAL folds waiting writes into
 // one fsync), so a put's leader append, follower append and leader apply do not each wait
 // behind a whole serial turn of the node's other groups.
