@@ -12,7 +12,7 @@
 // table is synced. SSTables are deleted only when no version (reader) references them.
 import { promises as fsp, mkdirSync } from 'node:fs';
 import path from 'node:path';
-import { AsyncMutex, Signal, sleep, yieldToLoop } from '../util/async.js';
+import { AsyncMutex, Signal, sleep } from '../util/async.js';
 import { DecodeError, toBuffer } from '../util/bytes.js';
 import { CorruptionError, KvError, invalidArgument } from '../util/errors.js';
 import { Wal } from '../wal/wal.js';
@@ -25,6 +25,7 @@ import { KIND_SEEK, Kind, makeInternalKey, userKeyOf, kindOf } from './keys.js';
 import { DirLock } from './lock.js';
 import { Memtable, type LookupResult } from './memtable.js';
 import { MergingIterator } from './merging-iterator.js';
+import { Pacer } from './pacer.js';
 import { sortKey } from './skiplist.js';
 import { resolveOptions, type ResolvedOptions } from './options.js';
 import { LevelIterator, TableInternalIterator } from './table-iterators.js';
@@ -723,31 +724,3 @@ async function removeOrphanTables(dir: string, v: Version): Promise<void> {
     if ((p?.kind === 'table' && !live.has(p.number)) || p?.kind === 'temp') await fsp.rm(path.join(dir, name), { force: true });
   }
 }
-
-/**
- * Paces one flush or compaction (LsmOptions.backgroundDutyCycle): it works in slices of
- * SLICE_MS of wall time; after a slice it sleeps long enough to keep its share at `duty`,
- * unless `urgent()` says writes are waiting for it. Measured in wall time, so a merge that
- * also waits for its own file writes counts them as work.
- */
-class Pacer {
-  private sliceStart = performance.now();
-  constructor(
-    private readonly duty: number,
-    private readonly urgent: () => boolean,
-  ) {}
-
-  pace(): Promise<void> | undefined {
-    const now = performance.now();
-    const worked = now - this.sliceStart;
-    if (worked < SLICE_MS) return undefined;
-    const rest = this.duty >= 1 || this.urgent() ? 0 : (worked * (1 - this.duty)) / this.duty;
-    return (rest >= 1 ? sleep(Math.min(rest, MAX_PAUSE_MS)) : yieldToLoop()).then(() => {
-      this.sliceStart = performance.now();
-    });
-  }
-}
-
-const SLICE_MS = 4;
-/** a slice stretched by a GC pause or a slow write must not buy a long sleep */
-const MAX_PAUSE_MS = 50;
