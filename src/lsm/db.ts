@@ -528,9 +528,10 @@ export class LsmEngine {
     const v = this.versions.pin(this.versions.current);
     try {
       const children: InternalIterator[] = [];
-      if (c.level === 0) for (const f of c.inputs[0]) children.push(new TableInternalIterator(this.tables.cursor(f.number)));
-      else children.push(new LevelIterator(c.inputs[0], (f) => this.tables.cursor(f.number)));
-      if (c.inputs[1].length > 0) children.push(new LevelIterator(c.inputs[1], (f) => this.tables.cursor(f.number)));
+      const scan = (f: FileMeta) => this.tables.cursor(f.number, true);
+      if (c.level === 0) for (const f of c.inputs[0]) children.push(new TableInternalIterator(scan(f)));
+      else children.push(new LevelIterator(c.inputs[0], scan));
+      if (c.inputs[1].length > 0) children.push(new LevelIterator(c.inputs[1], scan));
       const merged = new MergingIterator(children);
       let written;
       try {

@@ -42,8 +42,9 @@ export class Tables {
   }
 
   /** A cursor over table `number`; it keeps the file open until closed. */
-  cursor(number: number): TableCursor {
-    return this.cache.get(number).iterator();
+  /** `scan`: a compaction input read once, in order (read-ahead, block cache untouched). */
+  cursor(number: number, scan = false): TableCursor {
+    return this.cache.get(number).iterator(scan ? { scan: true } : undefined);
   }
 
   /** Forgets a deleted table: its reader (once its cursors close) and its cached blocks. */

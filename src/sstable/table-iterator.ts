@@ -10,7 +10,7 @@
 import { CorruptionError, KvError } from '../util/errors.js';
 import { readVarint } from '../util/bytes.js';
 import { Block, BlockIterator, EMPTY_BLOCK } from './block.js';
-import type { TableReader } from './table-reader.js';
+import type { ReadAhead, TableReader } from './table-reader.js';
 
 export class TableIterator {
   private readonly index: BlockIterator;
@@ -20,10 +20,15 @@ export class TableIterator {
   private closed = false;
 
   /** @internal Use TableReader.iterator(). */
+  /** set for a scan (TableReader.iterator({ scan })): its read-ahead chunk */
+  private readonly readAhead: ReadAhead | undefined;
+
   constructor(
     private readonly reader: TableReader,
     private readonly indexBlock: Block,
+    scan = false,
   ) {
+    this.readAhead = scan ? { buf: undefined, start: 0 } : undefined;
     this.index = new BlockIterator(reader.compare).reset(indexBlock);
     this.data = new BlockIterator(reader.compare).reset(EMPTY_BLOCK);
     reader.retain();
@@ -143,7 +148,7 @@ export class TableIterator {
     }
     if (offset === this.blockOffset) return true;
     try {
-      this.data.reset(this.reader.dataBlock(offset, size));
+      this.data.reset(this.readAhead ? this.reader.scanBlock(offset, size, this.readAhead) : this.reader.dataBlock(offset, size));
       this.blockOffset = offset;
     } catch (err) {
       this.data.reset(EMPTY_BLOCK);

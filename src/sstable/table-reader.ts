@@ -139,10 +139,13 @@ export class TableReader {
     return this.filter !== null;
   }
 
-  /** A new two-level iterator, initially not valid. Close it to release the reader. */
-  iterator(): TableIterator {
+  /** A new two-level iterator, initially not valid. Close it to release the reader. With
+   *  `scan` (a compaction reading the whole file in order) it reads SCAN_READAHEAD bytes per
+   *  read and leaves the block cache alone: one pread per many blocks, and blocks read once are
+   *  not cached over the ones reads need. */
+  iterator(opts?: { scan?: boolean }): TableIterator {
     if (this.closeRequested) throw new KvError('CLOSED', `table ${this.path} is closed`);
-    return new TableIterator(this, this.indexBlock);
+    return new TableIterator(this, this.indexBlock, opts?.scan === true);
   }
 
   /** @internal Pins the fd open (used by TableIterator). */
@@ -192,6 +195,26 @@ export class TableReader {
     return block;
   }
 
+  /** @internal A decoded data block for a scan: from `ra` (the iterator's read-ahead chunk) when
+   *  it holds the block, else from a new chunk read at the block. Not cached. */
+  scanBlock(offset: number, size: number, ra: ReadAhead): Block {
+    if (this.fdClosed) throw new KvError('CLOSED', `table ${this.path} is closed`);
+    const end = offset + size + BLOCK_TRAILER_SIZE;
+    if (end > this.blocksEnd) {
+      throw new CorruptionError(this.path, offset, `data block handle (offset ${offset}, size ${size}) extends past the block area ending at ${this.blocksEnd}`);
+    }
+    if (ra.buf === undefined || offset < ra.start || end > ra.start + ra.buf.length) {
+      const len = Math.max(end, Math.min(offset + SCAN_READAHEAD, this.blocksEnd)) - offset;
+      const buf = Buffer.allocUnsafe(len);
+      preadFully(this.fd, buf, offset, this.path);
+      ra.buf = buf;
+      ra.start = offset;
+    }
+    this.blockReads++;
+    const raw = ra.buf.subarray(offset - ra.start, end - ra.start);
+    return new Block(decodeBlockContents(raw, this.path, offset, this.verify), this.path, offset);
+  }
+
   /** Reads, verifies and decompresses the block at `h`. */
   private readBlock(h: BlockHandle, what: string): Buffer {
     if (h.offset + h.size + BLOCK_TRAILER_SIZE > this.blocksEnd) {
@@ -201,6 +224,15 @@ export class TableReader {
     preadFully(this.fd, buf, h.offset, this.path);
     return decodeBlockContents(buf, this.path, h.offset, this.verify);
   }
+}
+
+/** Bytes a scanning iterator reads at once (TableReader.iterator({ scan })). */
+export const SCAN_READAHEAD = 256 * 1024;
+
+/** A scanning iterator's current read-ahead chunk: bytes [start, start + buf.length). */
+export interface ReadAhead {
+  buf: Buffer | undefined;
+  start: number;
 }
 
 function preadFully(fd: number, buf: Buffer, position: number, path: string): void {
