@@ -12,7 +12,6 @@
 //   where to redirect clients (leader hints) without a separate exchange.
 import * as grpc from '@grpc/grpc-js';
 import type { GroupMessage, Transport } from '../store/transport.js';
-import { BufWriter } from '../util/bytes.js';
 import { type PRaftBatch, loadServices } from './proto.js';
 import { decodeBatch, encodeBatch } from './raft-codec.js';
 
@@ -51,7 +50,6 @@ export class GrpcTransport implements Transport {
   private receive: ((from: number, batch: GroupMessage[]) => void) | undefined;
   private unreachable: ((node: number) => void) | undefined;
   private closed = false;
-  private readonly writer = new BufWriter(4096);
   private readonly minBackoff: number;
   private readonly maxBackoff: number;
   /** bound peer port (after start) */
@@ -140,7 +138,7 @@ export class GrpcTransport implements Transport {
       }
       return;
     }
-    stream.write({ from_node: this.o.self.nodeId, from_raft_id: this.o.self.raftId, client_address: this.o.self.clientAddress, peer_address: this.o.self.peerAddress ?? '', payload: encodeBatch(batch, this.writer) });
+    stream.write({ from_node: this.o.self.nodeId, from_raft_id: this.o.self.raftId, client_address: this.o.self.clientAddress, peer_address: this.o.self.peerAddress ?? '', payload: encodeBatch(batch) });
     this.stats.batchesSent++;
   }
 

@@ -41,7 +41,23 @@ function writeConfState(w: BufWriter, c: ConfState): void {
   w.u8(c.autoLeave ? 1 : 0);
 }
 
-export function encodeBatch(batch: readonly GroupMessage[], w = new BufWriter(256)): Buffer {
+/** An upper bound of encodeBatch's output size: the writer is sized once and its buffer handed
+ *  over without a copy (BufWriter.finish), entries' data being most of a batch. */
+function batchSizeBound(batch: readonly GroupMessage[]): number {
+  let n = 16;
+  for (const { message: m } of batch) {
+    n += 128 + (m.context?.length ?? 0);
+    for (const e of m.entries) n += 32 + e.data.length;
+    const s = m.snapshot;
+    if (s !== undefined) {
+      const c = s.metadata.confState;
+      n += 64 + 10 * (c.voters.length + c.learners.length + c.votersOutgoing.length + c.learnersNext.length) + s.data.length;
+    }
+  }
+  return n;
+}
+
+export function encodeBatch(batch: readonly GroupMessage[], w = new BufWriter(batchSizeBound(batch))): Buffer {
   w.reset();
   w.u8(RAFT_BATCH_V1).varint(batch.length);
   for (const { groupId, message: m } of batch) {

@@ -90,19 +90,7 @@ describe('store: Raft-log GC (3 hosts, real files)', function () {
     }
     const truncations = [...c.hosts.values()].map((h) => h.stats.logTruncations);
     expect(truncations.every((n) => n > 0), `truncations ${truncations}`).to.equal(true);
-    for (const id of [1, 2, 3]) await c.stop(id, { crash: true });
-    await c.startAll();
-    c.campaignSpread();
-    await c.waitLeaders();
-    for (const [k, want] of latest) {
-      const [shard, key] = k.split('/') as [string, string];
-      for (const h of c.hosts.values()) {
-        await waitApplied(h, Number(shard), c.leader(Number(shard))!.appliedIndex(Number(shard)));
-        const r = h.readLocal(Number(shard), Buffer.from(key));
-        expect(r.version, `${k} on node ${h.nodeId}`).to.equal(want.version);
-        expect(r.value!.subarray(512).toString(), `${k} on node ${h.nodeId}`).to.equal(want.value);
-      }
-    }
+    await crashAllAndCheck(c, latest, 512);
     // an engine that lost what it had flushed (here: all of it) is not silently re-filled from a
     // log that no longer holds those entries
     await c.stop(1, { crash: true });
@@ -145,21 +133,27 @@ describe('store: Raft-log GC (3 hosts, real files)', function () {
     // the loop kept turning while rounds were under way, and rounds met groups in flight
     expect(s.every((x) => x.truncationTurns > 0 && x.truncationDeferrals > 0), summary).to.equal(true);
     console.log(`      ${latest.size} keys, ${summary}`);
-    for (const id of [1, 2, 3]) await c.stop(id, { crash: true });
-    await c.startAll();
-    c.campaignSpread();
-    await c.waitLeaders();
-    for (const [k, want] of latest) {
-      const [shard, key] = k.split('/') as [string, string];
-      for (const h of c.hosts.values()) {
-        await waitApplied(h, Number(shard), c.leader(Number(shard))!.appliedIndex(Number(shard)));
-        const r = h.readLocal(Number(shard), Buffer.from(key));
-        expect(r.version, `${k} on node ${h.nodeId}`).to.equal(want.version);
-        expect(r.value!.subarray(700).toString(), `${k} on node ${h.nodeId}`).to.equal(want.value);
-      }
-    }
+    await crashAllAndCheck(c, latest, 700);
   });
 });
+
+/** Crash-like stops of every host (engine memtables lost), restart, then every replica of every
+ *  key holds the latest acknowledged version and value (the value after `pad` bytes). */
+async function crashAllAndCheck(c: TestCluster, latest: Map<string, { version: number; value: string }>, pad: number): Promise<void> {
+  for (const id of [1, 2, 3]) await c.stop(id, { crash: true });
+  await c.startAll();
+  c.campaignSpread();
+  await c.waitLeaders();
+  for (const [k, want] of latest) {
+    const [shard, key] = k.split('/') as [string, string];
+    for (const h of c.hosts.values()) {
+      await waitApplied(h, Number(shard), c.leader(Number(shard))!.appliedIndex(Number(shard)));
+      const r = h.readLocal(Number(shard), Buffer.from(key));
+      expect(r.version, `${k} on node ${h.nodeId}`).to.equal(want.version);
+      expect(r.value!.subarray(pad).toString(), `${k} on node ${h.nodeId}`).to.equal(want.value);
+    }
+  }
+}
 
 async function waitApplied(h: MultiRaftHost, shard: number, index: number): Promise<void> {
   for (let i = 0; i < 500 && h.appliedIndex(shard) < index; i++) await new Promise((r) => setTimeout(r, 10));
