@@ -181,11 +181,11 @@ export async function writeTables(
       if (kind === Kind.Delete) deletions++;
       if (builder.pendingBytes >= 1024 * 1024) await builder.flushPending();
       if ((++sinceYield & 63) === 0) {
-        const wait = ctx.pace?.();
-        if (wait) await wait;
-        else if (sinceYield >= 4096) {
+        // the pacer's pause lets foreground requests in; without one, still yield now and then
+        const wait = ctx.pace?.() ?? (sinceYield >= 4096 ? yieldToLoop() : undefined);
+        if (wait) {
           sinceYield = 0;
-          await yieldToLoop(); // let foreground requests in during a long merge
+          await wait;
         }
       }
     }

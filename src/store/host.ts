@@ -1232,7 +1232,7 @@ export class MultiRaftHost {
   /**
    * Raft-log truncation, first half (turns go on meanwhile): notes every group's applied index
    * as the engine shows it, then flushes the engine, which makes those states durable; the
-   * second half (finishTruncationRound) truncates the groups' logs there. Applies skip the
+   * second half (truncationStep) truncates the groups' logs there. Applies skip the
    * engine's WAL, so before that flush the log is what a restart would re-apply them from.
    */
   private startTruncationRound(): void {
