@@ -45,8 +45,8 @@ export interface RaftConfig {
   /** A periodic heartbeat skips a follower in Replicate state that was sent an append since the
    *  previous heartbeat round: the append already reset its election timer and carried the
    *  commit index, and its response refreshes CheckQuorum activity. Heartbeats confirming a
-   *  ReadIndex always go out; with leases enabled nothing is skipped (leases count heartbeat
-   *  acks). Cuts the messages of busy groups (many groups per node). Default false. */
+   *  ReadIndex always go out. With leases, appends carry the leader's tick and their responses
+   *  echo it, so the skipped heartbeat's lease renewal comes with the append's answer. Cuts the messages of busy groups (many groups per node). Default false. */
   skipHeartbeatAfterAppend?: boolean;
   /** A commit advance sends no empty appends: followers learn the commit index from the next
    *  append or heartbeat, or from the application (RawNode.learnCommit, e.g. a host's quiesce
@@ -137,7 +137,7 @@ export function validateConfig(c: RaftConfig): ValidConfig {
     snapshotChunkBytes: posInt(c.snapshotChunkBytes ?? 1 << 20, 'snapshotChunkBytes'),
     snapshotWindow: posInt(c.snapshotWindow ?? 4, 'snapshotWindow'),
     disableProposalForwarding: c.disableProposalForwarding ?? false,
-    skipHeartbeatAfterAppend: (c.skipHeartbeatAfterAppend ?? false) && !leaseEnabled,
+    skipHeartbeatAfterAppend: c.skipHeartbeatAfterAppend ?? false,
     lazyCommitBroadcast: c.lazyCommitBroadcast ?? false,
     logger,
   };

@@ -105,7 +105,10 @@ export function maybeSendAppend(r: Raft, to: number, sendIfEmpty: boolean): bool
     throw err;
   }
   if (ents.length === 0 && !sendIfEmpty) return false;
-  r.send(makeMessage({ type: MessageType.App, to, index: prevIndex, logTerm: prevTerm, entries: ents, commit: r.log.committed }));
+  const app = makeMessage({ type: MessageType.App, to, index: prevIndex, logTerm: prevTerm, entries: ents, commit: r.log.committed });
+  // the echo of this tick renews the lease (see handleAppendEntries)
+  if (r.cfg.leaseEnabled) app.tick = r.leaderTicks;
+  r.send(app);
   pr.appendSinceBeat = true;
   if (pr.state === ProgressState.Replicate) {
     if (ents.length > 0) {
@@ -178,6 +181,7 @@ function handleSnapshotAck(r: Raft, from: number, pr: Progress, offset: number):
 
 function handleAppendResponse(r: Raft, m: Message, pr: Progress): void {
   pr.recentActive = true;
+  if (m.tick !== undefined && m.tick > pr.leaseAckTick) pr.leaseAckTick = m.tick;
   if (m.reject) {
     let nextProbe = m.rejectHint;
     if (m.logTerm > 0) {

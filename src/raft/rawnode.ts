@@ -63,6 +63,15 @@ export class RawNode {
     this.raft.tick();
   }
 
+  /**
+   * Tells the node that `ticks` ticks of real time passed without tick() calls (a group the
+   * application stopped ticking, a stalled event loop). A leader moves its lease clock forward
+   * by them, so a lease never outlives real time; nothing else (no election, no heartbeat) runs.
+   */
+  advanceLeaseClock(ticks: number): void {
+    if (ticks > 0 && this.raft.role === StateRole.Leader) this.raft.leaderTicks += ticks;
+  }
+
   /** Starts an election now (tests, or a node that knows it should lead). */
   campaign(): void {
     this.raft.step(makeMessage({ type: MessageType.Hup, from: this.raft.id }));

@@ -70,6 +70,7 @@ export interface NodeConfig {
     readonly split_check_ms: number;
     readonly shard_count: number;
     readonly vnodes_per_node: number;
+    readonly read_mode: 'read_index' | 'lease';
     /** single: a one-node cluster of itself; bootstrap: founding member of `members`;
      *  join: joins an existing cluster through `seed_nodes`. */
     readonly mode: ClusterMode;
@@ -374,6 +375,10 @@ function buildSchema(): Record<string, Record<string, Leaf>> {
         ...int(1, 65534), default: 1024,
         doc: 'Number of shards keys are hashed into (xxhash of the primary key). Fixed for the life of a cluster.',
       }),
+      read_mode: leaf('cluster', 'read_mode', {
+        format: 'distcache-enum', values: ['read_index', 'lease'], default: 'lease',
+        doc: 'How a shard leader makes sure it still leads before a linearizable read. lease: it answers at once while a quorum acknowledged it (a heartbeat or an append) within the election timeout less a 25% clock-drift margin; those followers refuse to vote for anyone else for a full election timeout, so no other leader can exist meanwhile. Time is each node\'s monotonic clock, also across event-loop stalls, so this assumes clock rates (not clocks) agree across nodes. read_index: a heartbeat round to a quorum per batch of reads (etcd\'s way; no clock assumption, a round trip more per read).',
+      }),
       vnodes_per_node: leaf('cluster', 'vnodes_per_node', { ...int(1, 4096), default: 128, doc: 'Virtual nodes per member on the consistent-hash ring. Must agree across the cluster.' }),
       down_after_ms: leaf('cluster', 'down_after_ms', { ...int(1000, 86_400_000), default: 30_000, doc: 'A member not heard from for this long is marked down and its shard replicas are re-created on other nodes (re-replication). Read by the metadata leader.' }),
       max_concurrent_moves: leaf('cluster', 'max_concurrent_moves', { ...int(1, 1024), default: 4, doc: 'Shard replicas a node, as shard leader, streams to new members at a time while rebalancing; bounds the load rebalancing adds to foreground traffic.' }),
@@ -603,6 +608,7 @@ export function loadConfig(options: LoadConfigOptions = {}): NodeConfig {
       split_check_ms: c['split_check_ms'] as number,
       shard_count: c['shard_count'] as number,
       vnodes_per_node: c['vnodes_per_node'] as number,
+      read_mode: c['read_mode'] as 'read_index' | 'lease',
       mode,
       members,
     },

@@ -285,6 +285,7 @@ export class CacheNode {
       dataDir: c.server.data_directory,
       transport: this.transport,
       tickMs: this.opts.tickMs ?? 100,
+      readOnlyOption: c.cluster.read_mode === 'lease' ? 'lease' : 'safe',
       lsm: { memtableBytes: c.storage.memtable_size_mb * 1024 * 1024, compression: c.storage.enable_compression, blockCacheBytes: c.storage.block_cache_mb * 1024 * 1024, backgroundDutyCycle: c.storage.background_duty_percent / 100 },
       raftLog: { sync: c.storage.sync_policy },
       maxTurnsInFlight: c.storage.log_writes_in_flight,

@@ -36,6 +36,14 @@
 // new one. A leader that wakes moves its lease clock forward by the ticks it missed (capped at
 // electionTick), so a quiesced leader never serves a lease read on a stale lease.
 //
+// Leases and lost ticks (readOnlyOption 'lease'): the tick timer fires late while the loop is
+// busy and not at all while it is blocked (a long compaction slice, a GC pause); Node does not
+// deliver the missed intervals. A leader whose clock lost ticks would believe its lease younger
+// than it is, while its followers, on other nodes, count real time toward an election. So
+// `ticks` follows the monotonic clock: before a tick, a turn or a received batch, the ticks no
+// timer delivered are added (catchUpClock) and every awake leader's lease clock moves forward by
+// them. Followers are not caught up (a late follower elects later: the safe side).
+//
 // Errors: StoreError with code NOT_LEADER (leaderHint: node id or 0; never applied: also when
 // leadership changed after the proposal reached the log and another entry took its index),
 // PROPOSAL_DROPPED (the outcome is unknown: after a leadership change a snapshot covered the
@@ -239,7 +247,11 @@ export class MultiRaftHost {
    *  them), and must not answer a new proposal that happens to reuse their seq. */
   private seq = Date.now() * 1000;
   private readCtxSeq = 0;
+  /** Host ticks: follows real time (catchUpClock), not only the timer's deliveries. */
   private ticks = 0;
+  /** performance.now() when the tick timer started: tick n is due at clockStart + n * tickMs. */
+  private clockStart = 0;
+  private lastPingTick = 0;
   private timer: NodeJS.Timeout | undefined;
   private closed = false;
   /** turns begun and not yet finished */
@@ -250,7 +262,7 @@ export class MultiRaftHost {
   private readonly peerHeardAt = new Map<number, number>();
   private readonly rng: Rng;
   private readonly o: Required<Omit<HostOptions, 'lsm' | 'raftLog' | 'seed' | 'transport' | 'nodeId' | 'dataDir' | 'mayCreateReplica' | 'slotCount'>>;
-  readonly stats = { logGcs: 0, logTruncations: 0, engineFlushMs: 0, logSegmentsDeletedBefore: 0, turns: 0, logWrites: 0, entriesProposed: 0, commandsProposed: 0, applyWrites: 0, messagesSent: 0, sends: 0, snapshotsCreated: 0, snapshotsApplied: 0, messagesReceived: 0, ticks: 0, replicasCreated: 0, replicasDestroyed: 0, reads: 0, followerReads: 0, readyGroups: 0, turnMs: 0, beginMs: 0, persistMs: 0, applyMs: 0, earlySends: 0, earlyApplies: 0, maxTurnsInFlight: 0, roleChanges: 0, electionTimeouts: 0, quorumStepDowns: 0, maxTurnMs: 0, truncationRoundMs: 0, maxTruncationRoundMs: 0, truncationTurns: 0, truncationDeferrals: 0 };
+  readonly stats = { logGcs: 0, logTruncations: 0, engineFlushMs: 0, logSegmentsDeletedBefore: 0, turns: 0, logWrites: 0, entriesProposed: 0, commandsProposed: 0, applyWrites: 0, messagesSent: 0, sends: 0, snapshotsCreated: 0, snapshotsApplied: 0, messagesReceived: 0, ticks: 0, replicasCreated: 0, replicasDestroyed: 0, reads: 0, followerReads: 0, readyGroups: 0, turnMs: 0, beginMs: 0, persistMs: 0, applyMs: 0, earlySends: 0, earlyApplies: 0, maxTurnsInFlight: 0, roleChanges: 0, electionTimeouts: 0, quorumStepDowns: 0, ticksCaughtUp: 0, leaseReads: 0, heartbeatsSent: 0, maxTurnMs: 0, truncationRoundMs: 0, maxTruncationRoundMs: 0, truncationTurns: 0, truncationDeferrals: 0 };
 
   private constructor(
     private readonly opts: HostOptions,
@@ -314,6 +326,7 @@ export class MultiRaftHost {
     for (const gid of log.groupIds()) host.startGroup(gid);
     opts.transport.onReceive((from, batch) => host.receive(from, batch));
     opts.transport.onUnreachable((n) => host.unreachable(n));
+    host.clockStart = performance.now();
     host.timer = setInterval(() => host.tick(), host.o.tickMs);
     host.timer.unref?.();
     return host;
@@ -645,8 +658,20 @@ export class MultiRaftHost {
 
   // ---------------------------------------------------------------- input: ticks, messages
 
+  /** Adds the ticks of real time no timer delivered (see "Leases and lost ticks"). One tick may
+   *  be due and not delivered yet: the timer's next call accounts for it. */
+  private catchUpClock(): void {
+    const behind = Math.floor((performance.now() - this.clockStart) / this.o.tickMs) - this.ticks - 1;
+    if (behind <= 0) return;
+    this.ticks += behind;
+    this.stats.ticksCaughtUp += behind;
+    const n = Math.min(behind, this.o.electionTick);
+    for (const g of this.groups.values()) if (!g.quiesced) g.node.advanceLeaseClock(n);
+  }
+
   private tick(): void {
     if (this.closed) return;
+    this.catchUpClock();
     this.ticks++;
     const now = Date.now();
     for (const g of this.groups.values()) {
@@ -696,7 +721,8 @@ export class MultiRaftHost {
       }
     }
     // host-level liveness: one ping per peer node per heartbeat interval
-    if (this.o.quiesceAfterTicks > 0 && this.ticks % this.o.heartbeatTick === 0) {
+    if (this.o.quiesceAfterTicks > 0 && this.ticks - this.lastPingTick >= this.o.heartbeatTick) {
+      this.lastPingTick = this.ticks;
       const peers = this.peers();
       for (const p of peers) {
         this.opts.transport.send(p, [{ groupId: 0, message: makeMessage({ type: MessageType.Heartbeat, from: this.nodeId, to: p, context: Uint8Array.of(PING) }) }]);
@@ -785,8 +811,8 @@ export class MultiRaftHost {
     const r = g.node.raft;
     if (r.role === StateRole.Leader) {
       // The lease clock did not run while quiesced: advance it by the ticks that passed (capped),
-      // so a lease cannot outlive real time. TODO(raft): a RawNode API for this (e.g. skipTicks(n)).
-      r.leaderTicks += Math.min(this.ticks - g.quiescedAt, this.o.electionTick);
+      // so a lease cannot outlive real time.
+      g.node.advanceLeaseClock(Math.min(this.ticks - g.quiescedAt, this.o.electionTick));
     }
     this.dirty.add(g);
   }
@@ -807,6 +833,7 @@ export class MultiRaftHost {
 
   private receive(from: number, batch: GroupMessage[]): void {
     if (this.closed) return;
+    this.catchUpClock(); // a forwarded ReadIndex may be answered from the lease right here
     this.peerHeard.set(from, this.ticks);
     this.peerHeardAt.set(from, Date.now());
     this.stats.messagesReceived += batch.length;
@@ -918,6 +945,7 @@ export class MultiRaftHost {
 
   private startTurn(): void {
     if (this.closed || this.fatal) return;
+    this.catchUpClock(); // before flushQueues hands reads to a leader that may answer from its lease
     if (this.gcPhase === 'idle' && this.gcDue()) this.startTruncationRound();
     if (this.gcPhase === 'ready' || this.gcPhase === 'rewriting') this.truncationStep();
     if (this.turnsInFlight >= this.o.maxTurnsInFlight) return; // the last one to finish kicks again
@@ -1012,9 +1040,12 @@ export class MultiRaftHost {
       const ctx = Buffer.allocUnsafe(8);
       ctx.writeUInt32BE(this.nodeId, 0);
       ctx.writeUInt32BE(++this.readCtxSeq >>> 0, 4);
+      const r = g.node.raft;
+      const fromLease = r.role === StateRole.Leader && r.committedEntryInCurrentTerm() && g.node.hasValidLease();
       try {
         g.node.readIndex(ctx);
         g.readCtx.set(ctx.toString('latin1'), reads);
+        if (fromLease) this.stats.leaseReads += reads.length;
       } catch (err) {
         const e = isRaftError(err, 'PROPOSAL_DROPPED') ? new StoreError('UNAVAILABLE', `shard ${g.shardId}: no leader known for a read`, g.node.raft.lead) : (err as Error);
         for (const r of reads) r.reject(e);
@@ -1407,6 +1438,7 @@ export class MultiRaftHost {
     for (const [node, batch] of boxes) {
       this.stats.sends++;
       this.stats.messagesSent += batch.length;
+      for (const m of batch) if (m.groupId !== 0 && m.message.type === MessageType.Heartbeat) this.stats.heartbeatsSent++;
       this.opts.transport.send(node, batch);
     }
   }

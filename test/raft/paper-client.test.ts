@@ -4,6 +4,7 @@ import { expect } from 'chai';
 import { ConfChangeType, EntryType, MessageType, RaftError, type Raft, StateRole } from '../../src/raft/index.js';
 import { Network, bytes, text } from './harness/network.js';
 import { msg, newRaft, ofType, storageWith } from './harness/helpers.js';
+import { leaseValid } from '../../src/raft/leader.js';
 
 describe('Raft §8 client interaction', () => {
   it('a follower forwards client proposals to the leader', () => {
@@ -231,8 +232,44 @@ describe('Raft: skipHeartbeatAfterAppend (many busy groups per node)', () => {
     expect(beatsTo(off)).to.deep.equal([2, 3]);
   });
 
-  it('is ignored with lease reads (a lease counts heartbeat acknowledgements)', () => {
-    expect(newRaft(1, [1, 2, 3], undefined, { skipHeartbeatAfterAppend: true, readOnlyOption: 'lease' }).cfg.skipHeartbeatAfterAppend).to.equal(false);
+  it('with lease reads, the skipped beat\'s lease renewal comes with the append\'s answer', () => {
+    const r = newRaft(1, [1, 2, 3], undefined, { skipHeartbeatAfterAppend: true, readOnlyOption: 'lease', preVote: false });
+    r.step(msg({ type: MessageType.Hup, from: 1 }));
+    r.step(msg({ type: MessageType.VoteResp, from: 2, to: 1, term: r.term }));
+    r.flushBroadcast();
+    const apps = ofType(r.msgs, MessageType.App);
+    expect(apps.map((m) => m.tick), 'appends carry the leader tick').to.deep.equal([0, 0]);
+    r.msgs = [];
+    expect(leaseValid(r), 'no answer yet').to.equal(false);
+    // answers that echo no tick (an application that strips it) do not renew anything
+    r.step(msg({ type: MessageType.AppResp, from: 2, to: 1, term: r.term, index: r.log.lastIndex() }));
+    expect(leaseValid(r)).to.equal(false);
+    r.step(msg({ type: MessageType.AppResp, from: 3, to: 1, term: r.term, index: r.log.lastIndex(), tick: 0 }));
+    expect(leaseValid(r), 'self + follower 3 acknowledged tick 0').to.equal(true);
+    // keep appending to 3 only: beats to it are skipped, its answers keep the lease alive
+    for (let t = 1; t <= 20; t++) {
+      r.tick();
+      r.step(msg({ type: MessageType.Prop, from: 1, entries: [{ term: 0, index: 0, type: EntryType.Normal, data: bytes(`e${t}`) }] }));
+      r.flushBroadcast();
+      const to3 = ofType(r.msgs, MessageType.App).filter((m) => m.to === 3);
+      expect(to3.length).to.be.greaterThan(0);
+      r.msgs = [];
+      r.step(msg({ type: MessageType.AppResp, from: 3, to: 1, term: r.term, index: r.log.lastIndex(), tick: to3[to3.length - 1]!.tick! }));
+      expect(leaseValid(r), `tick ${t}`).to.equal(true);
+    }
+    // follower 3 stops answering: the lease runs out after leaseTicks, not later
+    for (let t = 0; t < r.cfg.leaseTicks - 1; t++) r.tick();
+    expect(leaseValid(r)).to.equal(true);
+    r.tick();
+    expect(leaseValid(r)).to.equal(false);
+  });
+
+  it('a follower echoes the tick of an append in its answer, accepted or rejected', () => {
+    const f = newRaft(2, [1, 2, 3]);
+    f.step(msg({ type: MessageType.App, from: 1, to: 2, term: 1, index: 0, logTerm: 0, commit: 0, entries: [{ term: 1, index: 1, type: EntryType.Normal, data: bytes('a') }], tick: 7 }));
+    f.step(msg({ type: MessageType.App, from: 1, to: 2, term: 1, index: 5, logTerm: 1, commit: 0, entries: [], tick: 8 }));
+    const resps = ofType(f.msgs, MessageType.AppResp);
+    expect(resps.map((m) => [m.reject, m.tick])).to.deep.equal([[false, 7], [true, 8]]);
   });
 
   it('replication, commit and leadership survive a long run with the option on', () => {

@@ -85,6 +85,26 @@ describe('server: network partition (3 processes behind TCP proxies)', function 
     return res.e;
   }
 
+  /** Linearizable Gets of `k` pinned to `node`, one after another, until one is refused (a
+   *  refusal code); fails if none is within `withinMs`. Returns the answered ones. */
+  async function readsUntilRefused(node: string, k: string, withinMs: number): Promise<Array<{ version: number; startedAt: number }>> {
+    const answered: Array<{ version: number; startedAt: number }> = [];
+    const end = Date.now() + withinMs;
+    while (Date.now() < end) {
+      const startedAt = Date.now();
+      const res = await raw.get(node)!.call('Get', { key: key(k) }, 1000).then(
+        (r) => ({ ok: true as const, r }),
+        (e: unknown) => ({ ok: false as const, e: e as grpc.ServiceError }),
+      );
+      if (!res.ok) {
+        expect(REFUSALS, `Get on ${node}: ${res.e.code} ${res.e.details}`).to.include(res.e.code);
+        return answered;
+      }
+      answered.push({ version: Number(res.r['version']), startedAt });
+    }
+    return expect.fail(`Get on cut-off ${node} still answered after ${withinMs} ms (${answered.length} answers)`);
+  }
+
   /** Reads every acknowledged key through `node` (a ReadIndex read, served from its own state). */
   async function expectAllAcked(node: string): Promise<void> {
     for (const [k, w] of acked) {
@@ -103,15 +123,26 @@ describe('server: network partition (3 processes behind TCP proxies)', function 
     cluster.isolate(old);
 
     // While `old` may still believe it leads (CheckQuorum takes an election timeout), it must
-    // neither commit a write nor answer a linearizable read.
+    // not commit a write. It may answer reads from its leader lease (cluster.read_mode lease, the
+    // default), which is linearizable only if no other leader can be elected meanwhile: so every
+    // read it answers must return v0 and have started before the majority acknowledged a newer
+    // write; and once the lease is over it must refuse.
     const maj = await CacheClient.connect(majority.map((id) => cluster.node(id).address), { timeoutMs: 5000 });
     try {
-      const [, , v1] = await Promise.all([
+      let majorityAckedAt = Number.POSITIVE_INFINITY;
+      const [, leaseReads, v1] = await Promise.all([
         refused(old, 'Put', { key: key(k), value: Buffer.from('minority-put') }, 3000),
-        refused(old, 'Get', { key: key(k) }, 3000),
-        ackedPut(maj, k, 'majority'),
+        readsUntilRefused(old, k, 5000),
+        ackedPut(maj, k, 'majority').then((v) => {
+          majorityAckedAt = Date.now();
+          return v;
+        }),
       ]);
       expect(v1).to.be.greaterThan(v0);
+      for (const r of leaseReads) {
+        expect(r.version, 'a read answered by the cut-off leader').to.equal(v0);
+        expect(r.startedAt, 'a read the cut-off leader answered after the majority acknowledged a newer write').to.be.below(majorityAckedAt);
+      }
       // the majority agrees on a new leader of the shard
       const fresh = await eventually(async () => {
         const seen = await Promise.all(majority.map((id) => leaderSeenBy(id, shard)));

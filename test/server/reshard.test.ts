@@ -147,6 +147,9 @@ describe('server: shard split and merge under load (3 processes, checked history
   it('the metadata leader is SIGKILLed in the middle of a split: the next one finishes it; every acknowledged write survives', async () => {
     const addrs = nodes.map((n) => n.address);
     const c = await CacheClient.connect(addrs, { timeoutMs: 10000 });
+    // (outside the try: a failed assertion must stop the writers too, or they would spin on the
+    // closed client's immediate rejections and starve the event loop)
+    let writing = true;
     try {
       // a few MiB in one shard, so the copy takes a while
       const target = 2;
@@ -159,7 +162,6 @@ describe('server: shard split and merge under load (3 processes, checked history
 
       // writers on fresh keys all through the split and the crash; each acknowledged one is kept
       const acked = new Map<string, number>();
-      let writing = true;
       let failed = 0;
       const writers = Array.from({ length: 4 }, async (_, w) => {
         for (let i = 0; writing; i++) {
@@ -211,6 +213,7 @@ describe('server: shard split and merge under load (3 processes, checked history
       expect(res.json['moved_keys'] as number).to.be.greaterThan(500);
       for (const k of big) expect((await c.get(k)).found, k).to.equal(true);
     } finally {
+      writing = false;
       c.close();
     }
   });
