@@ -73,6 +73,7 @@ import {
 } from '../raft/index.js';
 import { MAX_SHARD_COUNT } from '../ring/index.js';
 import { CorruptionError } from '../util/errors.js';
+import { smallInt } from '../util/bytes.js';
 import { Rng } from '../util/rng.js';
 import { ApplyBatch, type ReadResult, buildSnapshotData, readApplied, readValue, shardDataBytes } from './apply.js';
 import { type Command, type CommandResult, type TaggedCommand, MAX_OPS_PER_ENTRY, commandBytes, encodeEntry, validateCommand } from './commands.js';
@@ -879,8 +880,8 @@ export class MultiRaftHost {
       const b = Buffer.from(ctx.buffer, ctx.byteOffset, ctx.byteLength);
       const g = this.groups.get(b.readUInt32BE(1));
       if (!g) return;
-      const term = b.readDoubleBE(5);
-      const index = b.readDoubleBE(13);
+      const term = smallInt(b.readDoubleBE(5));
+      const index = smallInt(b.readDoubleBE(13));
       const r = g.node.raft;
       if (r.term !== term || r.lead !== from || r.log.lastIndex() !== index || g.queue.length > 0 || g.reads.length > 0 || g.readCtx.size > 0) return;
       if (r.log.committed < index) {

@@ -143,10 +143,27 @@ export class BufReader {
     return v;
   }
 
+  /** LEB128 (see readVarint), decoded here rather than through readVarint's tuple: once one
+   *  value past the Smi range went through it, that literal's arrays hold doubles and every
+   *  value read from them is a heap number (see smallInt). Ids, terms and indexes of every
+   *  Raft message and log record come through here. */
   varint(): number {
-    const [v, next] = readVarint(this.buf, this.pos, this.end);
-    this.pos = next;
-    return v;
+    const buf = this.buf;
+    let pos = this.pos;
+    let result = 0;
+    let mul = 1;
+    for (let i = 0; i < 8; i++) {
+      if (pos >= this.end) throw new DecodeError(`truncated varint at ${pos}`);
+      const b = buf[pos++]!;
+      result += (b & 0x7f) * mul;
+      if (b < 0x80) {
+        if (!Number.isSafeInteger(result)) throw new DecodeError('varint exceeds 2^53');
+        this.pos = pos;
+        return smallInt(result);
+      }
+      mul *= 0x80;
+    }
+    throw new DecodeError(`varint too long at ${pos}`);
   }
 
   /** A view into the underlying buffer (aliases it: copy before keeping). */
@@ -172,7 +189,20 @@ export function readU64(buf: Buffer, off: number): number {
   const lo = buf.readUInt32LE(off);
   const hi = buf.readUInt32LE(off + 4);
   if (hi > 0x1fffff) throw new DecodeError(`u64 exceeds 2^53 at ${off}`);
-  return hi * 0x1_0000_0000 + lo;
+  return hi === 0 ? lo : hi * 0x1_0000_0000 + lo;
+}
+
+/**
+ * `v`, a non-negative integer, in the form V8 keeps small integers in (a Smi) where it fits.
+ * A number computed in floating point (a product with 2^32, a readDoubleBE, an element of a
+ * double array) is a heap number even when it is 5. Stored into an object field that held
+ * small integers, it changes ("deprecates") the hidden class of every object built at that
+ * site, and V8 throws away the optimized code that embedded the old class: under load that
+ * kept the host loop's hottest functions from ever being optimized (each attempt, ~100-250 ms
+ * of compiler thread, aborted with "Maps became deprecated during optimization").
+ */
+export function smallInt(v: number): number {
+  return v < 0x40000000 ? v | 0 : v;
 }
 
 /** LEB128 unsigned varint, up to 2^53. Returns the offset after the value. */
@@ -195,7 +225,7 @@ export function readVarint(buf: Uint8Array, off: number, end = buf.length): [val
     result += (b & 0x7f) * mul;
     if (b < 0x80) {
       if (!Number.isSafeInteger(result)) throw new DecodeError('varint exceeds 2^53');
-      return [result, off];
+      return [smallInt(result), off];
     }
     mul *= 0x80;
   }
