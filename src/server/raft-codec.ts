@@ -7,7 +7,8 @@
 //               commit | rejectHint (varints) | entryCount varint | entry*entryCount |
 //               [context lenBytes] (flags&2) | [snapshot chunk] (flags&4) |
 //               [tick varint] (flags&8) | [offset varint] (flags&16)
-//               flags&1 = reject
+//               flags&1 = reject; tick: the leader's lease clock, sent on heartbeats and (with
+//               lease reads) appends, echoed back in their responses
 //   entry    := term varint | index varint | type u8 | data lenBytes
 //   chunk    := meta.index | meta.term | confState | offset | totalBytes (varints) |
 //               data lenBytes | done u8
