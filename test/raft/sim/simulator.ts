@@ -52,6 +52,7 @@ export interface SimConfig {
   /** liveness bound after healing, in ticks */
   livenessTicks: number;
   lazyCommitBroadcast: boolean;
+  skipHeartbeatAfterAppend: boolean;
 }
 
 /** A seed picks a variant so a seed range covers several configurations. */
@@ -84,6 +85,9 @@ export function configForSeed(seed: number, steps: number): SimConfig {
     livenessTicks: 40 * 10,
     // drawn last, so the seeds before this option kept their other settings
     lazyCommitBroadcast: r.chance(0.5),
+    // (drawn after it, for the same reason) with leases, the renewal then rides on the answers
+    // to appends, which carry the leader's tick
+    skipHeartbeatAfterAppend: r.chance(0.5),
   };
 }
 
@@ -204,6 +208,7 @@ export class Simulation {
       maxInflightMsgs: 8,
       snapshotChunkBytes: this.cfg.snapshotChunkBytes,
       lazyCommitBroadcast: this.cfg.lazyCommitBroadcast,
+      skipHeartbeatAfterAppend: this.cfg.skipHeartbeatAfterAppend,
     });
     const r = sn.node.raft;
     // A restarted node's configuration comes from its snapshot (entries after it are re-applied).
