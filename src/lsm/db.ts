@@ -13,7 +13,7 @@
 import { promises as fsp, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { AsyncMutex, Signal, sleep } from '../util/async.js';
-import { DecodeError, toBuffer } from '../util/bytes.js';
+import { DOUBLE_ZERO, DecodeError, toBuffer } from '../util/bytes.js';
 import { CorruptionError, KvError, invalidArgument } from '../util/errors.js';
 import { Wal } from '../wal/wal.js';
 import { syncDir } from '../wal/wal.js';
@@ -60,8 +60,8 @@ export class LsmEngine {
   private readonly compactionLock = new AsyncMutex();
   private readonly obsoleteCandidates = new Set<number>();
   private readonly counters = {
-    userBytesWritten: 0,
-    tableBytesWritten: 0,
+    userBytesWritten: DOUBLE_ZERO,
+    tableBytesWritten: DOUBLE_ZERO,
     flushes: 0,
     compactions: 0,
     bloomChecks: 0,

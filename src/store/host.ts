@@ -73,7 +73,7 @@ import {
 } from '../raft/index.js';
 import { MAX_SHARD_COUNT } from '../ring/index.js';
 import { CorruptionError } from '../util/errors.js';
-import { smallInt } from '../util/bytes.js';
+import { DOUBLE_ZERO, smallInt } from '../util/bytes.js';
 import { Rng } from '../util/rng.js';
 import { ApplyBatch, type ReadResult, buildSnapshotData, readApplied, readValue, shardDataBytes } from './apply.js';
 import { type Command, type CommandResult, type TaggedCommand, MAX_OPS_PER_ENTRY, commandBytes, encodeEntry, validateCommand } from './commands.js';
@@ -251,7 +251,7 @@ export class MultiRaftHost {
   /** Host ticks: follows real time (catchUpClock), not only the timer's deliveries. */
   private ticks = 0;
   /** performance.now() when the tick timer started: tick n is due at clockStart + n * tickMs. */
-  private clockStart = 0;
+  private clockStart = DOUBLE_ZERO;
   private lastPingTick = 0;
   private timer: NodeJS.Timeout | undefined;
   private closed = false;
@@ -263,7 +263,7 @@ export class MultiRaftHost {
   private readonly peerHeardAt = new Map<number, number>();
   private readonly rng: Rng;
   private readonly o: Required<Omit<HostOptions, 'lsm' | 'raftLog' | 'seed' | 'transport' | 'nodeId' | 'dataDir' | 'mayCreateReplica' | 'slotCount'>>;
-  readonly stats = { logGcs: 0, logTruncations: 0, engineFlushMs: 0, logSegmentsDeletedBefore: 0, turns: 0, logWrites: 0, entriesProposed: 0, commandsProposed: 0, applyWrites: 0, messagesSent: 0, sends: 0, snapshotsCreated: 0, snapshotsApplied: 0, messagesReceived: 0, ticks: 0, replicasCreated: 0, replicasDestroyed: 0, reads: 0, followerReads: 0, readyGroups: 0, turnMs: 0, beginMs: 0, persistMs: 0, applyMs: 0, earlySends: 0, earlyApplies: 0, maxTurnsInFlight: 0, roleChanges: 0, electionTimeouts: 0, quorumStepDowns: 0, ticksCaughtUp: 0, leaseReads: 0, heartbeatsSent: 0, maxTurnMs: 0, truncationRoundMs: 0, maxTruncationRoundMs: 0, truncationTurns: 0, truncationDeferrals: 0 };
+  readonly stats = { logGcs: 0, logTruncations: 0, engineFlushMs: DOUBLE_ZERO, logSegmentsDeletedBefore: 0, turns: 0, logWrites: 0, entriesProposed: 0, commandsProposed: 0, applyWrites: 0, messagesSent: 0, sends: 0, snapshotsCreated: 0, snapshotsApplied: 0, messagesReceived: 0, ticks: 0, replicasCreated: 0, replicasDestroyed: 0, reads: 0, followerReads: 0, readyGroups: 0, turnMs: DOUBLE_ZERO, beginMs: DOUBLE_ZERO, persistMs: DOUBLE_ZERO, applyMs: DOUBLE_ZERO, earlySends: 0, earlyApplies: 0, maxTurnsInFlight: 0, roleChanges: 0, electionTimeouts: 0, quorumStepDowns: 0, ticksCaughtUp: 0, leaseReads: 0, heartbeatsSent: 0, maxTurnMs: DOUBLE_ZERO, truncationRoundMs: DOUBLE_ZERO, maxTruncationRoundMs: DOUBLE_ZERO, truncationTurns: 0, truncationDeferrals: 0 };
 
   private constructor(
     private readonly opts: HostOptions,
@@ -1238,7 +1238,7 @@ export class MultiRaftHost {
   }
 
   /** log bytes written when the last truncation round started */
-  private gcMark = 0;
+  private gcMark = DOUBLE_ZERO;
   /** idle; flushing the engine (turns go on); ready to truncate at `gcCut`; rewriting: the
    *  groups in `gcRewrite` still need their truncation and their old records re-written past
    *  `gcBelow`; finishing: syncing and deleting what the round freed */
@@ -1249,7 +1249,7 @@ export class MultiRaftHost {
   private gcBelow = 0;
   /** the round's log writes still on their way */
   private gcWrites = 0;
-  private gcStarted = 0;
+  private gcStarted = DOUBLE_ZERO;
   /** a group applied snapshotEntries past its compaction point */
   private truncationWanted = false;
   /** backups in progress (holdLogTruncation) */

@@ -17,7 +17,7 @@
 //    shows exactly its durable state.
 // Entries are kept in memory (with the segment that holds each one, for GC); a group's memory is
 // bounded by compacting behind snapshots. TODO(raft): read cold entries back from segments.
-import { BufReader, BufWriter, DecodeError } from '../util/bytes.js';
+import { BufReader, BufWriter, DOUBLE_ZERO, DecodeError } from '../util/bytes.js';
 import { CorruptionError, KvError } from '../util/errors.js';
 import { Wal, segmentFileName, type SyncPolicy, type WalStats } from '../wal/wal.js';
 import {
@@ -296,7 +296,7 @@ export class RaftLogBatch {
 
 export class RaftLogStore {
   private readonly groups = new Map<number, GroupLog>();
-  readonly stats = { writes: 0, records: 0, bytes: 0 };
+  readonly stats = { writes: 0, records: 0, bytes: DOUBLE_ZERO };
 
   private constructor(
     readonly dir: string,

@@ -205,6 +205,15 @@ export function smallInt(v: number): number {
   return v < 0x40000000 ? v | 0 : v;
 }
 
+/**
+ * The other side of smallInt: a zero that V8 stores as a double. A field that starts as 0 (a
+ * Smi) and later takes a fraction (milliseconds) or grows past 2^30 (byte counters) changes the
+ * hidden class of its object at that moment, mid-run, and every optimized function that embedded
+ * the old one is thrown away. Counters of that kind start at DOUBLE_ZERO. (-0 === 0, and it
+ * prints and serializes as 0.)
+ */
+export const DOUBLE_ZERO = -0;
+
 /** LEB128 unsigned varint, up to 2^53. Returns the offset after the value. */
 export function writeVarint(buf: Uint8Array, v: number, off: number): number {
   if (!Number.isSafeInteger(v) || v < 0) throw new RangeError(`varint out of safe range: ${v}`);

@@ -16,6 +16,7 @@
 import { promises as fsp, writeSync } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import path from 'node:path';
+import { DOUBLE_ZERO } from '../util/bytes.js';
 import { KvError } from '../util/errors.js';
 import { LogEncoder } from './log-writer.js';
 import { readLogFile, type TornTail } from './log-reader.js';
@@ -100,7 +101,7 @@ export async function listSegments(dir: string): Promise<number[]> {
 }
 
 export class Wal {
-  readonly stats: WalStats = { records: 0, bytesWritten: 0, writes: 0, syncs: 0, writeMs: 0, syncMs: 0 };
+  readonly stats: WalStats = { records: 0, bytesWritten: DOUBLE_ZERO, writes: 0, syncs: 0, writeMs: DOUBLE_ZERO, syncMs: DOUBLE_ZERO };
   private readonly policy: SyncPolicy;
   private readonly batchDelayMs: number;
   private readonly segmentBytes: number;

@@ -4,13 +4,15 @@
 // util/bytes.ts smallInt). Checked with V8's own %IsSmi.
 import { expect } from 'chai';
 import v8 from 'node:v8';
-import { BufReader, BufWriter, readU64, readVarint, smallInt, writeU64 } from '../../src/util/bytes.js';
+import { BufReader, BufWriter, DOUBLE_ZERO, readU64, readVarint, smallInt, writeU64 } from '../../src/util/bytes.js';
 
 // (left on: the function body is compiled lazily, at its first call, and again after V8 flushes
 // its bytecode; the flag changes nothing for code that does not use the % syntax)
 v8.setFlagsFromString('--allow-natives-syntax');
 // eslint-disable-next-line @typescript-eslint/no-implied-eval
 const isSmi = new Function('v', 'return %IsSmi(v)') as (v: number) => boolean;
+// eslint-disable-next-line @typescript-eslint/no-implied-eval
+const haveSameMap = new Function('a', 'b', 'return %HaveSameMap(a, b)') as (a: object, b: object) => boolean;
 
 describe('util: small integers stay Smis through the decoders', () => {
   it('%IsSmi tells them apart (a float computation gives a heap number even for 5)', () => {
@@ -53,5 +55,21 @@ describe('util: small integers stay Smis through the decoders', () => {
       const small = readU64(u64, 8);
       if (small !== 9 || !isSmi(small)) expect.fail(`readU64 gave ${small} (Smi: ${isSmi(small)}) in round ${round}`);
     }
+  });
+
+  it('DOUBLE_ZERO: a counter that starts there keeps its hidden class when it takes a fraction; one that starts at 0 does not', () => {
+    // two literal sites (objects of one site share their hidden classes)
+    const makeSmi = (): { n: number; ms: number } => ({ n: 0, ms: 0 });
+    const makeDouble = (): { n: number; mx: number } => ({ n: 0, mx: DOUBLE_ZERO });
+    const fromSmi = makeSmi();
+    const fromDouble = makeDouble();
+    const before = { smi: makeSmi(), dbl: makeDouble() };
+    fromSmi.ms += 1.5;
+    fromDouble.mx += 1.5;
+    expect(haveSameMap(fromDouble, before.dbl), 'double counter: same class after a fractional add').to.equal(true);
+    expect(haveSameMap(fromSmi, before.smi), 'Smi counter: its class changed (deprecated) on the first fraction').to.equal(false);
+    expect(fromDouble.mx).to.equal(1.5);
+    expect(DOUBLE_ZERO === 0 && JSON.stringify({ v: DOUBLE_ZERO }) === '{"v":0}' && String(DOUBLE_ZERO) === '0').to.equal(true);
+    expect(isSmi(DOUBLE_ZERO)).to.equal(false);
   });
 });
