@@ -46,7 +46,8 @@ export interface RaftConfig {
    *  previous heartbeat round: the append already reset its election timer and carried the
    *  commit index, and its response refreshes CheckQuorum activity. Heartbeats confirming a
    *  ReadIndex always go out. With leases, appends carry the leader's tick and their responses
-   *  echo it, so the skipped heartbeat's lease renewal comes with the append's answer. Cuts the messages of busy groups (many groups per node). Default false. */
+   *  echo it, so the skipped heartbeat's lease renewal comes with the append's answer. Cuts the
+   *  messages of busy groups (many groups per node). Default false. */
   skipHeartbeatAfterAppend?: boolean;
   /** A commit advance sends no empty appends: followers learn the commit index from the next
    *  append or heartbeat, or from the application (RawNode.learnCommit, e.g. a host's quiesce

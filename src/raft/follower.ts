@@ -49,27 +49,28 @@ export function stepFollower(r: Raft, m: Message): void {
   }
 }
 
+/** Every answer to an append echoes the leader's tick: like a heartbeat's, it tells the leader
+ *  that this follower heard from it then (and so refuses votes for an election timeout), which
+ *  renews the leader's lease without a separate heartbeat next to the append. */
+function answerAppend(r: Raft, app: Message, resp: Message): void {
+  if (app.tick !== undefined) resp.tick = app.tick;
+  r.send(resp);
+}
+
 export function handleAppendEntries(r: Raft, m: Message): void {
-  // Every answer to an append echoes the leader's tick: like a heartbeat's, it tells the leader
-  // that this follower heard from it then (and so refuses votes for an election timeout), which
-  // renews the leader's lease without a separate heartbeat next to the append.
-  const respond = (resp: Message): void => {
-    if (m.tick !== undefined) resp.tick = m.tick;
-    r.send(resp);
-  };
   if (m.index < r.log.committed) {
-    respond(makeMessage({ type: MessageType.AppResp, to: m.from, index: r.log.committed }));
+    answerAppend(r, m, makeMessage({ type: MessageType.AppResp, to: m.from, index: r.log.committed }));
     return;
   }
   const lastNew = r.log.maybeAppend(m.index, m.logTerm, m.commit, m.entries);
   if (lastNew !== undefined) {
-    respond(makeMessage({ type: MessageType.AppResp, to: m.from, index: lastNew }));
+    answerAppend(r, m, makeMessage({ type: MessageType.AppResp, to: m.from, index: lastNew }));
     return;
   }
   // Conflict hint (§5.3 optimisation): the largest index <= the probed one whose term is <= the
   // probed term. The leader can then skip a whole term of mismatching entries per round trip.
   const hint = r.log.findConflictByTerm(Math.min(m.index, r.log.lastIndex()), m.logTerm);
-  respond(makeMessage({ type: MessageType.AppResp, to: m.from, index: m.index, reject: true, rejectHint: hint.index, logTerm: hint.term }));
+  answerAppend(r, m, makeMessage({ type: MessageType.AppResp, to: m.from, index: m.index, reject: true, rejectHint: hint.index, logTerm: hint.term }));
 }
 
 export function handleHeartbeat(r: Raft, m: Message): void {

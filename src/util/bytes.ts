@@ -143,27 +143,12 @@ export class BufReader {
     return v;
   }
 
-  /** LEB128 (see readVarint), decoded here rather than through readVarint's tuple: once one
-   *  value past the Smi range went through it, that literal's arrays hold doubles and every
-   *  value read from them is a heap number (see smallInt). Ids, terms and indexes of every
-   *  Raft message and log record come through here. */
+  /** Ids, terms and indexes of every Raft message and log record come through here: decoded
+   *  without readVarint's tuple (see decodeVarint). */
   varint(): number {
-    const buf = this.buf;
-    let pos = this.pos;
-    let result = 0;
-    let mul = 1;
-    for (let i = 0; i < 8; i++) {
-      if (pos >= this.end) throw new DecodeError(`truncated varint at ${pos}`);
-      const b = buf[pos++]!;
-      result += (b & 0x7f) * mul;
-      if (b < 0x80) {
-        if (!Number.isSafeInteger(result)) throw new DecodeError('varint exceeds 2^53');
-        this.pos = pos;
-        return smallInt(result);
-      }
-      mul *= 0x80;
-    }
-    throw new DecodeError(`varint too long at ${pos}`);
+    const v = decodeVarint(this.buf, this.pos, this.end);
+    this.pos = varintEnd;
+    return v;
   }
 
   /** A view into the underlying buffer (aliases it: copy before keeping). */
@@ -226,6 +211,20 @@ export function writeVarint(buf: Uint8Array, v: number, off: number): number {
 }
 
 export function readVarint(buf: Uint8Array, off: number, end = buf.length): [value: number, next: number] {
+  const v = decodeVarint(buf, off, end);
+  return [v, varintEnd];
+}
+
+/** The offset after the varint decodeVarint read last (set before it returns). */
+let varintEnd = 0;
+
+/**
+ * Decodes the varint at `off` and returns its value (a Smi where it fits: see smallInt); the
+ * offset after it is left in `varintEnd`. No [value, next] tuple: once one value past the Smi
+ * range went through a tuple literal, its allocation site makes double arrays for good, and
+ * every value read back from one is a heap number.
+ */
+function decodeVarint(buf: Uint8Array, off: number, end: number): number {
   let result = 0;
   let mul = 1;
   for (let i = 0; i < 8; i++) {
@@ -234,7 +233,8 @@ export function readVarint(buf: Uint8Array, off: number, end = buf.length): [val
     result += (b & 0x7f) * mul;
     if (b < 0x80) {
       if (!Number.isSafeInteger(result)) throw new DecodeError('varint exceeds 2^53');
-      return [smallInt(result), off];
+      varintEnd = off;
+      return smallInt(result);
     }
     mul *= 0x80;
   }
