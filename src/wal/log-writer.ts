@@ -63,6 +63,15 @@ export class LogEncoder {
     } while (left > 0);
   }
 
+  /** Takes the bytes produced so far as the framing's pieces, in order (headers and record
+   *  bodies; a writev hands them to the file without concatenating them first). */
+  takeChunks(): Buffer[] {
+    const out = this.chunks;
+    this.chunks = [];
+    this.pending = 0;
+    return out;
+  }
+
   /** Takes the bytes produced so far, as one Buffer. */
   take(): Buffer {
     const out = this.chunks.length === 1 ? this.chunks[0]! : Buffer.concat(this.chunks, this.pending);
