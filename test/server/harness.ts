@@ -10,6 +10,15 @@ import * as grpc from '@grpc/grpc-js';
 import { loadServices } from '../../src/server/proto.js';
 
 export const SERVER_JS = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../src/cli/cache-server.js');
+/** the launcher users run (bin/cache-server: sets the node's process settings, then execs node
+ *  on SERVER_JS, keeping its PID); tests and benches start nodes through it too */
+export const SERVER_BIN = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../bin/cache-server');
+
+/** spawn arguments that start cache-server through its launcher with this test's node binary */
+function launch(nodeArgs: readonly string[], args: readonly string[], env: Record<string, string> | undefined): Parameters<typeof spawn> {
+  const launcherEnv = { DISTCACHE_NODE: process.execPath, DISTCACHE_NODE_ARGS: nodeArgs.join(' ') };
+  return ['/bin/sh', [SERVER_BIN, ...args], { env: { ...process.env, ...launcherEnv, ...env }, stdio: ['ignore', 'pipe', 'pipe'] }];
+}
 
 /**
  * `n` distinct ports that were free a moment ago. Picked below Linux's ephemeral range
@@ -64,7 +73,7 @@ export class ServerProc {
     this.readyLine = '';
     this.out = '';
     this.err = '';
-    const p = spawn(process.execPath, [...(this.spec.nodeArgs ?? []), SERVER_JS, ...this.spec.args], { env: { ...process.env, ...this.spec.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const p = spawn(...launch(this.spec.nodeArgs ?? [], this.spec.args, this.spec.env));
     this.proc = p;
     return new Promise<void>((resolve, reject) => {
       const t = setTimeout(() => reject(new Error(`server not ready in ${timeoutMs} ms: ${this.out} ${this.err}`)), timeoutMs);
@@ -90,11 +99,11 @@ export class ServerProc {
   /** Runs to completion (for bad-config tests): exit code and output. */
   static run(args: string[], env: Record<string, string> = {}): Promise<{ code: number | null; out: string; err: string }> {
     return new Promise((resolve) => {
-      const p = spawn(process.execPath, [SERVER_JS, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+      const p = spawn(...launch([], args, env));
       let out = '';
       let err = '';
-      p.stdout.on('data', (d: Buffer) => (out += d.toString()));
-      p.stderr.on('data', (d: Buffer) => (err += d.toString()));
+      p.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+      p.stderr!.on('data', (d: Buffer) => (err += d.toString()));
       p.on('exit', (code) => resolve({ code, out, err }));
     });
   }
