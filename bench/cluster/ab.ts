@@ -4,7 +4,7 @@
 // machine noise hit every variant alike; the medians are what to compare.
 //
 //   node dist/bench/cluster/ab.js --variants 'base=;sync=DISTCACHE_SYNC_ON_LOOP=1' \
-//        [--rounds 3] [--concurrency 16] [--duration 8] [--ops put] [--nodes 3] [--warmup 10]
+//        [--rounds 3] [--concurrency 16] [--duration 8] [--ops put] [--nodes 3] [--warmup 10] [--idle 0]
 //
 // A variant is name=ENV1=v1,ENV2=v2 (environment for the servers; empty = as is), or
 // name@dir=... to run another built checkout (a git worktree of an older commit with this
@@ -78,7 +78,7 @@ function median(xs: number[]): number {
 async function main(): Promise<void> {
   const variants = parseVariants(arg('variants', 'base='));
   const rounds = Number(arg('rounds', '3'));
-  const args = ['--concurrency', arg('concurrency', '16'), '--duration', arg('duration', '8'), '--ops', arg('ops', 'put'), '--nodes', arg('nodes', '3'), '--warmup', arg('warmup', '10')];
+  const args = ['--concurrency', arg('concurrency', '16'), '--duration', arg('duration', '8'), '--ops', arg('ops', 'put'), '--nodes', arg('nodes', '3'), '--warmup', arg('warmup', '10'), '--idle', arg('idle', '0')];
   const runs = new Map<string, Run[]>(variants.map((v) => [v.name, []]));
   for (let r = 0; r < rounds; r++) {
     // alternate the order each round too

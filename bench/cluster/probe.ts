@@ -4,7 +4,9 @@
 // turns, in the Raft-log persist and in apply) and the server's CPU over the run.
 //
 //   node dist/bench/cluster/probe.js [--nodes 3] [--shards 1024] [--concurrency 16]
-//        [--duration 8] [--ops put] [--warmup <s>] [--cpu-prof <dir>]   (--cpu-prof: V8 profiles of the servers)
+//        [--duration 8] [--ops put] [--warmup <s>] [--idle <s>] [--cpu-prof <dir>]
+//   --cpu-prof: V8 profiles of the servers; --idle: seconds without clients between the warm-up
+//   and the measured run (as the race's rows follow the other system's: a node that was quiet)
 //   DISTCACHE_SERVER_NODE_ARGS='--flag ...' adds node/V8 flags to the servers' command line.
 //
 // Every process it started is stopped by PID and the temp dirs removed (procs.ts).
@@ -121,6 +123,8 @@ async function main(): Promise<void> {
     // node is), not their warm-up
     await runBench(nodes.map((n) => n.address), ['--concurrency', arg('concurrency', '16'), '--duration', String(warmupSec), '--ops', 'put,get', '--seed', '7']);
   }
+  const idleSec = Number(arg('idle', '0'));
+  if (idleSec > 0) await new Promise((r) => setTimeout(r, idleSec * 1000));
   const before = await Promise.all(httpPorts.map(stats));
   const cpu0 = nodes.map((n) => cpuMs(n.proc.pid!));
   const sys0 = nodes.map((n) => sysMs(n.proc.pid!));
