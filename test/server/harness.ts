@@ -9,9 +9,8 @@ import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
 import { loadServices } from '../../src/server/proto.js';
 
-export const SERVER_JS = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../src/cli/cache-server.js');
 /** the launcher users run (bin/cache-server: sets the node's process settings, then execs node
- *  on SERVER_JS, keeping its PID); tests and benches start nodes through it too */
+ *  on dist/src/cli/cache-server.js, keeping its PID); tests and benches start nodes through it */
 export const SERVER_BIN = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../bin/cache-server');
 
 /** spawn arguments that start cache-server through its launcher with this test's node binary */
