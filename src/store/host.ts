@@ -12,9 +12,10 @@
 //      append, one fsync), started but not awaited; a leader's appends and heartbeats are sent
 //      right away, and committed entries that were already durable are applied right away (ONE
 //      engine write) and their proposals resolved;
-//   4. once the write is durable: the other messages are sent, batched per destination node (one
-//      Transport.send per peer), then the remaining committed entries and snapshots are applied
-//      with ONE engine write (ApplyBatch); reads whose index is applied are served;
+//   4. once the write is durable: the other messages are queued for the next turn's sends
+//      (batched per destination node: one Transport.send per peer and turn), then the remaining
+//      committed entries and snapshots are applied with ONE engine write (ApplyBatch); reads
+//      whose index is applied are served;
 //   5. advance(). Log compaction is not part of a turn's Ready: a truncation round
 //      (startTruncationRound) flushes the engine beside the turns, then each turn writes, ahead
 //      of its own records, the truncation of the groups not in flight (truncationStep).
@@ -949,7 +950,10 @@ export class MultiRaftHost {
     this.catchUpClock(); // before flushQueues hands reads to a leader that may answer from its lease
     if (this.gcPhase === 'idle' && this.gcDue()) this.startTruncationRound();
     if (this.gcPhase === 'ready' || this.gcPhase === 'rewriting') this.truncationStep();
-    if (this.turnsInFlight >= this.o.maxTurnsInFlight) return; // the last one to finish kicks again
+    if (this.turnsInFlight >= this.o.maxTurnsInFlight) {
+      this.sendOutboxes();
+      return; // the last one to finish kicks again
+    }
     let t: Turn | undefined;
     try {
       t = this.beginTurn();
@@ -1144,7 +1148,10 @@ export class MultiRaftHost {
     await t.persisted;
     if (this.closed) return;
     for (const [g, m] of t.lateMsgs ?? []) this.outbox(m.to).push({ groupId: g.groupId, message: m });
-    this.sendOutboxes();
+    // They leave with the next turn's early sends (that turn starts in this loop iteration's
+    // check phase): one transport message per peer instead of two. A gRPC message costs ~0.4 ms
+    // of CPU on its two ends together here (bench:ab at 64 puts in flight: +10% puts/s).
+    this.kick();
     const late = new ApplyBatch(this.engine, this.ranges);
     const done: Done[] = [];
     const moved: number[] = [];

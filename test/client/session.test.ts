@@ -147,9 +147,13 @@ describe('client: follower reads (3-node cluster)', function () {
       // the shard's leader, as the client learned it
       const sid = c.shardOfKey({ primary: Buffer.from('fr:k'), secondary: Buffer.alloc(0) });
       const followers = await eventually(async () => {
-        const info = (await c.clusterInfo()) as { shards: Array<{ shard_id: number; leader: string; replicas: string[] }> };
+        const info = (await c.clusterInfo()) as { members: Array<{ client_address: string }>; shards: Array<{ shard_id: number; leader: string; replicas: string[] }> };
         const shard = info.shards.find((s) => s.shard_id === sid)!;
         expect(shard.leader).to.not.equal('');
+        // the metadata leader records the members' client addresses shortly after start-up;
+        // until the client knows all three, it can only send follower reads to those it knows
+        expect(info.members.filter((m) => m.client_address !== '')).to.have.length(3);
+        await c.refresh();
         return shard.replicas.filter((r) => r !== shard.leader);
       }, 20000, 100);
       expect(followers).to.have.length(2);
