@@ -124,9 +124,17 @@ export class ClusterController {
     });
   }
 
+  /** The (cluster, placement) records last found settled: desiredPlacement is pure in them, and
+   *  recomputing it (a hash ring and every shard's replicas) each round is not free. */
+  private settled: { cluster: unknown; placement: unknown } | undefined;
+
   private async updatePlacement(): Promise<void> {
     const v = this.d.meta.current!;
-    if (!desiredPlacement(v.cluster, v.placement)) return;
+    if (this.settled?.cluster === v.cluster && this.settled.placement === v.placement) return;
+    if (!desiredPlacement(v.cluster, v.placement)) {
+      this.settled = { cluster: v.cluster, placement: v.placement };
+      return;
+    }
     await this.d.meta.update((cur) => {
       const next = desiredPlacement(cur.cluster, cur.placement);
       if (!next) return undefined;

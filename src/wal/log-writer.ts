@@ -12,7 +12,9 @@ import {
   RecordType,
 } from './format.js';
 
-const TYPE_BYTES: Buffer[] = [0, 1, 2, 3, 4, 5].map((t) => Buffer.from([t]));
+/** crc32c of each record type's byte: where every record's checksum starts (one native call
+ *  fewer per record). */
+const TYPE_CRC: number[] = [0, 1, 2, 3, 4, 5].map((t) => crc32c(Buffer.from([t])));
 
 export class LogEncoder {
   /** Offset within the current block of the next byte to be produced. */
@@ -83,7 +85,7 @@ export class LogEncoder {
   private emit(type: RecordType, data: Uint8Array, start: number, length: number, owned = false): void {
     const header = Buffer.allocUnsafe(HEADER_SIZE);
     const body = data.subarray(start, start + length);
-    const crc = crc32c(body, crc32c(TYPE_BYTES[type]!));
+    const crc = crc32c(body, TYPE_CRC[type]!);
     header.writeUInt32LE(maskCrc(crc), 0);
     header.writeUInt16LE(length, 4);
     header[6] = type;
