@@ -17,6 +17,7 @@ export const DEFAULTS: ResolvedOptions = {
   blockCacheBytes: 64 * 1024 * 1024,
   maxOpenTables: 500,
   targetFileBytes: 8 * 1024 * 1024,
+  tableSyncBytes: 1024 * 1024,
   backgroundDutyCycle: 0.5,
   l0CompactionTrigger: 4,
   l0SlowdownTrigger: 12,
@@ -37,7 +38,7 @@ export function resolveOptions(o: LsmOptions = {}): ResolvedOptions {
     const v = r[k];
     if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0) throw invalidArgument(`option ${k} must be a positive number, got ${String(v)}`);
   }
-  if (r.bloomBitsPerKey < 0 || r.walBatchDelayMs < 0 || r.blockCacheBytes < 0) throw invalidArgument('bloomBitsPerKey, walBatchDelayMs and blockCacheBytes must be >= 0');
+  if (r.bloomBitsPerKey < 0 || r.walBatchDelayMs < 0 || r.blockCacheBytes < 0 || !Number.isInteger(r.tableSyncBytes) || r.tableSyncBytes < 0) throw invalidArgument('bloomBitsPerKey, walBatchDelayMs, blockCacheBytes and tableSyncBytes must be >= 0');
   if (!(r.backgroundDutyCycle > 0 && r.backgroundDutyCycle <= 1)) throw invalidArgument(`backgroundDutyCycle must be in (0, 1], got ${String(r.backgroundDutyCycle)}`);
   if (!(r.l0CompactionTrigger <= r.l0SlowdownTrigger && r.l0SlowdownTrigger <= r.l0StopTrigger)) {
     throw invalidArgument('need l0CompactionTrigger <= l0SlowdownTrigger <= l0StopTrigger');

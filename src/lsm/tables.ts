@@ -32,6 +32,7 @@ export class Tables {
       bloomBitsPerKey: this.o.bloomBitsPerKey,
       compare: compareInternalKeys,
       filterKey: userKeyOf,
+      syncEveryBytes: this.o.tableSyncBytes,
     });
   }
 

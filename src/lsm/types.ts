@@ -26,6 +26,10 @@ export interface LsmOptions {
   blockCacheBytes?: number;
   /** Open table files kept. Default 500. */
   maxOpenTables?: number;
+  /** fdatasync a table being written every this many bytes, so that a flush or compaction
+   *  never leaves the disk megabytes of writeback that a WAL fsync would queue behind; 0: once,
+   *  when the table is finished. Default 1 MiB. */
+  tableSyncBytes?: number;
   /** Target SSTable size written by flush/compaction. Default 8 MiB. */
   targetFileBytes?: number;
   /**

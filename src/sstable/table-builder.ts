@@ -38,6 +38,12 @@ export interface TableBuilderOptions {
   bloomBitsPerKey?: number;
   /** Key order. Default bytewise. */
   compare?: Compare;
+  /** fdatasync the file each time this many bytes have been written since the last one (0:
+   *  only at finish). Default 0. Why: a table written whole and synced once at the end leaves
+   *  megabytes of dirty pages for that one fsync, and while the disk writes them back every
+   *  other fsync on it (a WAL's, a Raft log's) waits behind them; synced in steps, writeback
+   *  stays small (RocksDB's bytes_per_sync). */
+  syncEveryBytes?: number;
   /** Maps a key to the bytes given to the bloom filter. Default identity. */
   filterKey?: (key: Buffer) => Uint8Array;
   /** A short key s with a <= s < b, for index entries. Default: bytewise shortening when
@@ -110,6 +116,10 @@ export class TableBuilder {
   /** Logical file offset of the next block (flushed + pending bytes). */
   private offset = 0;
   private flushedOffset = 0;
+  private syncedOffset = 0;
+  /** fdatasyncs issued before finish() (syncEveryBytes) */
+  stepSyncs = 0;
+  private readonly syncEveryBytes: number;
   private pending: Buffer[] = [];
   private pendingLen = 0;
   private writeChain: Promise<void> = Promise.resolve();
@@ -143,6 +153,7 @@ export class TableBuilder {
     const restartInterval = opts.restartInterval ?? DEFAULT_RESTART_INTERVAL;
     const bits = opts.bloomBitsPerKey ?? DEFAULT_BLOOM_BITS_PER_KEY;
     this.blockSize = blockSize;
+    this.syncEveryBytes = opts.syncEveryBytes ?? 0;
     this.compression = opts.compression ?? true;
     this.compare = opts.compare ?? bytewiseCompare;
     this.bytewise = this.compare === bytewiseCompare || this.compare === Buffer.compare;
@@ -154,7 +165,8 @@ export class TableBuilder {
   }
 
   static validateOptions(opts: TableBuilderOptions): void {
-    const { blockSize, restartInterval, bloomBitsPerKey } = opts;
+    const { blockSize, restartInterval, bloomBitsPerKey, syncEveryBytes } = opts;
+    if (syncEveryBytes !== undefined && !(Number.isInteger(syncEveryBytes) && syncEveryBytes >= 0)) throw invalidArgument(`syncEveryBytes must be an integer >= 0, got ${syncEveryBytes}`);
     if (blockSize !== undefined && !(Number.isInteger(blockSize) && blockSize >= 1)) throw invalidArgument(`blockSize must be a positive integer, got ${blockSize}`);
     if (restartInterval !== undefined && !(Number.isInteger(restartInterval) && restartInterval >= 1)) {
       throw invalidArgument(`restartInterval must be a positive integer, got ${restartInterval}`);
@@ -313,6 +325,11 @@ export class TableBuilder {
         }
       }
       this.flushedOffset += total;
+    }
+    if (this.syncEveryBytes > 0 && this.flushedOffset - this.syncedOffset >= this.syncEveryBytes) {
+      this.syncedOffset = this.flushedOffset;
+      this.stepSyncs++;
+      await this.fh.datasync();
     }
   }
 

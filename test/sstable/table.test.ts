@@ -204,6 +204,39 @@ describe('sstable: build and read', function () {
     r.close();
   });
 
+  it('fdatasyncs in steps of syncEveryBytes while it writes, and the table reads back whole', async () => {
+    const v = Buffer.alloc(100, 7);
+    const build = async (syncEveryBytes: number): Promise<{ b: TableBuilder; file: string }> => {
+      const file = tablePath(tempDir());
+      const b = await TableBuilder.create(file, { compression: false, syncEveryBytes });
+      for (let i = 0; i < 20000; i++) {
+        b.add(Buffer.from(`key${String(i).padStart(8, '0')}`), v);
+        if (b.pendingBytes >= 64 * 1024) await b.flushPending();
+      }
+      await b.finish();
+      return { b, file };
+    };
+    const stepped = await build(256 * 1024);
+    const size = statSync(stepped.file).size;
+    // one sync per 256 KiB written in 64 KiB flushes (the last partial step is finish()'s)
+    expect(stepped.b.stepSyncs).to.be.within(Math.floor(size / (256 * 1024)) - 1, Math.floor(size / (256 * 1024)));
+    const r = TableReader.open(stepped.file, 1);
+    expect(r.properties.numEntries).to.equal(20000);
+    const it = r.iterator();
+    it.seek(Buffer.from('key00012345'));
+    expect(it.valid()).to.equal(true);
+    expect(it.value().equals(v)).to.equal(true);
+    r.close();
+    expect((await build(0)).b.stepSyncs).to.equal(0);
+    let err: unknown;
+    try {
+      await TableBuilder.create(tablePath(tempDir()), { syncEveryBytes: -1 });
+    } catch (e) {
+      err = e;
+    }
+    expect(err).to.be.instanceOf(KvError);
+  });
+
   it('compresses only blocks that shrink, and reads them back', async () => {
     const dir = tempDir();
     const model: Entry[] = [];
