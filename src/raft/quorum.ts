@@ -9,14 +9,27 @@ export enum VoteResult {
   Won = 2,
 }
 
+/** Scratch space for majorityCommitted: it runs for every append ack a leader gets (the
+ *  commit rule), so it sorts in place instead of allocating and sorting a fresh array. */
+const scratch: number[] = [];
+
 /** Largest value v such that a majority of `ids` have value >= v (values from `get`). */
 export function majorityCommitted(ids: ReadonlySet<number>, get: (id: number) => number): number {
   const n = ids.size;
   if (n === 0) return Number.POSITIVE_INFINITY;
-  const vals: number[] = [];
-  for (const id of ids) vals.push(get(id));
-  vals.sort((a, b) => b - a);
-  return vals[Math.floor(n / 2)]!; // the (n/2+1)-th largest
+  let k = 0;
+  for (const id of ids) scratch[k++] = get(id);
+  // insertion sort, descending: configurations hold a handful of voters
+  for (let i = 1; i < n; i++) {
+    const v = scratch[i]!;
+    let j = i - 1;
+    while (j >= 0 && scratch[j]! < v) {
+      scratch[j + 1] = scratch[j]!;
+      j--;
+    }
+    scratch[j + 1] = v;
+  }
+  return scratch[Math.floor(n / 2)]!; // the (n/2+1)-th largest
 }
 
 export function majorityVote(ids: ReadonlySet<number>, votes: ReadonlyMap<number, boolean>): VoteResult {

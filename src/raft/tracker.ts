@@ -56,8 +56,11 @@ export class ProgressTracker {
 
   /** Highest index replicated on a quorum (joint-aware). */
   committed(): number {
-    return this.config.voters.committed((id) => this.progress.get(id)?.match ?? 0);
+    return this.config.voters.committed(this.matchOf);
   }
+
+  /** (created once: committed() runs on every append ack) */
+  private readonly matchOf = (id: number): number => this.progress.get(id)?.match ?? 0;
 
   /** True if a quorum of voters was heard from (recentActive) since the last reset. */
   quorumActive(selfId: number): boolean {

@@ -125,7 +125,10 @@ export function decodeBatch(buf: Buffer): GroupMessage[] {
     for (let j = 0; j < ne; j++) {
       const e: Entry = { term: r.varint(), index: r.varint(), type: r.u8(), data: new Uint8Array(0) };
       if (e.type > 1) throw new DecodeError(`raft batch: unknown entry type ${e.type}`);
-      e.data = copy(r.lenBytes());
+      // A view, not a copy: entries are the bulk of a batch (a put's value, on every follower),
+      // and the received buffer is ours (gRPC hands each message its own); it lives while the
+      // Raft log keeps any of its entries in memory, i.e. until the next truncation round.
+      e.data = r.lenBytes();
       m.entries.push(e);
     }
     if (flags & F_CONTEXT) m.context = copy(r.lenBytes());
