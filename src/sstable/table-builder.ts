@@ -62,6 +62,9 @@ export const DEFAULT_BLOCK_SIZE = 4096;
 export const DEFAULT_RESTART_INTERVAL = 16;
 export const DEFAULT_BLOOM_BITS_PER_KEY = 10;
 
+const MIN_SLAB_BYTES = 64 * 1024;
+const MAX_SLAB_BYTES = 1024 * 1024;
+
 /** Max buffers handed to one writev (below IOV_MAX = 1024). */
 const WRITEV_BATCH = 512;
 
@@ -120,8 +123,17 @@ export class TableBuilder {
   /** fdatasyncs issued before finish() (syncEveryBytes) */
   stepSyncs = 0;
   private readonly syncEveryBytes: number;
+  /** finished bytes not yet handed to a write: views of slabs, in file order */
   private pending: Buffer[] = [];
   private pendingLen = 0;
+  /** Blocks are copied into slabs rather than each kept in a buffer of its own: with large
+   *  values a block is one entry, and a flush of a few hundred thousand 4 KiB blocks otherwise
+   *  allocates (and leaves V8 to account and sweep) as many ArrayBuffers. A slab's bytes from
+   *  slabStart to slabPos are not in `pending` yet; a slab is never written into again below
+   *  slabPos, so the views handed to writes stay valid. */
+  private slab: Buffer = Buffer.alloc(0);
+  private slabStart = 0;
+  private slabPos = 0;
   private writeChain: Promise<void> = Promise.resolve();
   private writeError: unknown = undefined;
 
@@ -271,26 +283,42 @@ export class TableBuilder {
     this.lastBlockCompressed = stored !== raw;
     const crc = blockChecksum(stored, type);
     const size = stored.length;
-    if (stored === raw) {
-      const out = Buffer.allocUnsafe(size + BLOCK_TRAILER_SIZE);
-      raw.copy(out, 0);
-      out[size] = type;
-      out.writeUInt32LE(crc, size + 1);
-      this.pending.push(out);
-    } else {
-      const trailer = Buffer.allocUnsafe(BLOCK_TRAILER_SIZE);
-      trailer[0] = type;
-      trailer.writeUInt32LE(crc, 1);
-      this.pending.push(stored, trailer);
-    }
+    const at = this.reserve(size + BLOCK_TRAILER_SIZE);
+    const slab = this.slab;
+    stored.copy(slab, at);
+    slab[at + size] = type;
+    slab.writeUInt32LE(crc, at + size + 1);
     const handle = { offset: this.offset, size };
     this.offset += size + BLOCK_TRAILER_SIZE;
     this.pendingLen += size + BLOCK_TRAILER_SIZE;
     return handle;
   }
 
+  /** Room for `n` bytes at the returned offset of `this.slab`. */
+  private reserve(n: number): number {
+    if (this.slab.length - this.slabPos < n) {
+      this.sealSlab();
+      // slabs grow with the table: a small table does not hold a large one
+      const size = Math.max(n, Math.min(MAX_SLAB_BYTES, Math.max(MIN_SLAB_BYTES, this.slab.length * 2)));
+      this.slab = Buffer.allocUnsafe(size);
+      this.slabStart = 0;
+      this.slabPos = 0;
+    }
+    const at = this.slabPos;
+    this.slabPos += n;
+    return at;
+  }
+
+  private sealSlab(): void {
+    if (this.slabPos > this.slabStart) {
+      this.pending.push(this.slab.subarray(this.slabStart, this.slabPos));
+      this.slabStart = this.slabPos;
+    }
+  }
+
   /** Writes buffered blocks to the file. Writes are serialized; safe to call at any time. */
   flushPending(): Promise<void> {
+    this.sealSlab();
     const bufs = this.pending;
     if (bufs.length === 0) return this.writeChain.then(() => this.throwWriteError());
     this.pending = [];
@@ -369,7 +397,8 @@ export class TableBuilder {
     const metaHandle = this.writeBlock(meta.finish(), false);
 
     const footer = encodeFooter({ metaindex: metaHandle, index: indexHandle, version: FORMAT_VERSION });
-    this.pending.push(footer);
+    const at = this.reserve(footer.length);
+    footer.copy(this.slab, at);
     this.pendingLen += footer.length;
     this.offset += footer.length;
 

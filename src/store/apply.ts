@@ -105,11 +105,33 @@ export function decodeStoredValue(buf: Buffer): StoredValue {
   return { version, expiresAt, flags, value: buf.subarray(off) };
 }
 
+/**
+ * Per engine, the applied index each shard's state shows, as of the last apply write that
+ * resolved (ApplyBatch.commit keeps it current; the engine makes writes visible in the order
+ * they were issued, and that is the order they resolve in). Why: a truncation round reads every
+ * shard's applied index, and after a memtable flush an idle shard's applied key lives only in
+ * an SSTable: 1024 table lookups on the loop's thread held every node's loop ~40 ms at once.
+ */
+const appliedIndexes = new WeakMap<LsmEngine, Map<number, number>>();
+
+function appliedIndexesOf(engine: LsmEngine): Map<number, number> {
+  let m = appliedIndexes.get(engine);
+  if (!m) appliedIndexes.set(engine, (m = new Map()));
+  return m;
+}
+
 export function readApplied(engine: LsmEngine, shardId: number): number {
+  const known = appliedIndexesOf(engine);
+  const cached = known.get(shardId);
+  if (cached !== undefined) return cached;
   const v = engine.getSync(appliedKey(shardId));
-  if (!v) return 0;
-  if (v.length !== 9 || v[0] !== 1) throw new KvError('CORRUPTION', `applied index of shard ${shardId}: bad record`);
-  return readU64(v, 1);
+  let index = 0;
+  if (v) {
+    if (v.length !== 9 || v[0] !== 1) throw new KvError('CORRUPTION', `applied index of shard ${shardId}: bad record`);
+    index = readU64(v, 1);
+  }
+  known.set(shardId, index);
+  return index;
 }
 
 function encodeApplied(index: number): Buffer {
@@ -138,6 +160,8 @@ export class ApplyBatch {
   readonly ops: WriteOp[] = [];
   /** storage key (latin1) -> version written in this batch, or 0 when deleted */
   private readonly overlay = new Map<string, number>();
+  /** shard -> applied index this batch writes (0: deletes it), for readApplied once written */
+  private readonly appliedWrites = new Map<number, number>();
   entries = 0;
 
   /** `ranges`: owner checks and range moves (split/merge); absent, every shard owns every key */
@@ -170,6 +194,7 @@ export class ApplyBatch {
     // turn (a skiplist insert per shard per turn, half of all inserts under small puts); it is
     // still flushed in the same table as the effects it describes.
     this.ops.push({ type: 'put', key: appliedKey(shardId), value: encodeApplied(index), lazy: true });
+    this.appliedWrites.set(shardId, index);
   }
 
   /** Applies one normal entry; returns the decoded commands with their results. */
@@ -396,6 +421,7 @@ export class ApplyBatch {
       it.close();
     }
     this.del(appliedKey(shardId));
+    this.appliedWrites.set(shardId, 0);
     this.ranges?.set(shardId, null);
   }
 
@@ -455,6 +481,10 @@ export class ApplyBatch {
       // through the WAL, applied indexes included: a replayed write must bring its own
       await this.engine.write(this.ops.map((op) => (op.type === 'put' && op.lazy ? { ...op, lazy: false } : op)), { sync: true });
     } else await this.engine.write(this.ops, { disableWal: true });
+    if (this.appliedWrites.size > 0) {
+      const known = appliedIndexesOf(this.engine);
+      for (const [shardId, index] of this.appliedWrites) known.set(shardId, index);
+    }
   }
 }
 
