@@ -235,6 +235,8 @@ interface Turn {
 type Done = { seq: number; result: CommandResult } | { seq: number; error: StoreError };
 
 const RESOLVED: Promise<void> = Promise.resolve();
+/** groups a truncation round handles per loop turn (truncationStep) */
+const TRUNCATION_GROUPS_PER_TURN = 128;
 
 const QUIESCE = 1;
 const PING = 2;
@@ -1329,11 +1331,15 @@ export class MultiRaftHost {
     }
     const b = this.log.batch();
     const done: Array<[Group, number]> = [];
+    let handled = 0;
     for (const g of this.gcRewrite) {
       if (g.inFlight) {
         this.stats.truncationDeferrals++;
         continue;
       }
+      // a bounded share per turn: all 1024 groups' records and size bookkeeping in one turn
+      // held the loop for tens of ms on every node at once (the rest go in the next turns)
+      if (handled++ >= TRUNCATION_GROUPS_PER_TURN) break;
       this.gcRewrite.delete(g);
       if (this.groups.get(g.groupId) !== g) continue; // destroyed meanwhile
       const c = this.gcCut.get(g);
