@@ -41,6 +41,9 @@ type State = 'open' | 'closing' | 'closed';
 export class LsmEngine {
   private state: State = 'open';
   private mem = new Memtable();
+  /** Size at which the live memtable is frozen: memtableBytes less a random share of up to
+   *  memtableJitter, drawn anew for each memtable (see LsmOptions.memtableJitter). */
+  private memLimit: number;
   /** Frozen memtables, oldest first, waiting for flush. */
   private imms: Memtable[] = [];
   private lastSeq: number;
@@ -80,6 +83,7 @@ export class LsmEngine {
     recovered: Memtable,
   ) {
     this.mem = recovered;
+    this.memLimit = this.drawMemtableLimit();
     this.lastSeq = Math.max(versions.lastSequence, recovered.maxSeq);
     this.visibleSeq = this.lastSeq;
     this.mem.firstWalSegment = versions.logNumber;
@@ -233,7 +237,7 @@ export class LsmEngine {
   private makeRoomForWrite(): Promise<void> | undefined {
     if (this.bgError) throw this.backgroundFailure();
     const l0 = this.versions.current.levels[0]!.length;
-    if (this.mem.approximateBytes < this.o.memtableBytes && l0 < this.o.l0SlowdownTrigger) return undefined;
+    if (this.mem.approximateBytes < this.memLimit && l0 < this.o.l0SlowdownTrigger) return undefined;
     return this.makeRoomSlow();
   }
 
@@ -250,7 +254,7 @@ export class LsmEngine {
         await sleep(1);
         continue;
       }
-      if (this.mem.approximateBytes < this.o.memtableBytes) return;
+      if (this.mem.approximateBytes < this.memLimit) return;
       if (this.imms.length >= this.o.maxImmutableMemtables || l0 >= this.o.l0StopTrigger) {
         this.counters.writeStalls++;
         this.emit({ type: 'write-stall', reason: l0 >= this.o.l0StopTrigger ? 'l0-files' : 'memtables' });
@@ -268,6 +272,10 @@ export class LsmEngine {
     }
   }
 
+  private drawMemtableLimit(): number {
+    return this.o.memtableBytes * (1 - this.o.memtableJitter * Math.random());
+  }
+
   /** Freezes the memtable and starts a new one on a new WAL segment. Synchronous, so every
    *  write framed before it lands in the old segment and every later one in the new. */
   private switchMemtable(): void {
@@ -275,6 +283,7 @@ export class LsmEngine {
     const frozen = this.mem;
     this.imms.push(frozen);
     this.mem = new Memtable();
+    this.memLimit = this.drawMemtableLimit();
     this.mem.firstWalSegment = this.wal.rotate();
     this.maybeScheduleWork();
   }
@@ -507,7 +516,7 @@ export class LsmEngine {
   private writesWaiting(): boolean {
     if (this.stalledWriters > 0 || this.versions.current.levels[0]!.length >= this.o.l0SlowdownTrigger) return true;
     // no room for another frozen memtable, and the live one half full
-    return this.imms.length >= this.o.maxImmutableMemtables && this.mem.approximateBytes >= this.o.memtableBytes / 2;
+    return this.imms.length >= this.o.maxImmutableMemtables && this.mem.approximateBytes >= this.memLimit / 2;
   }
   private stalledWriters = 0;
 

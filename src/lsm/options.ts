@@ -8,6 +8,7 @@ export const DEFAULTS: ResolvedOptions = {
   walSync: 'batch',
   walBatchDelayMs: 2,
   memtableBytes: 64 * 1024 * 1024,
+  memtableJitter: 0,
   maxImmutableMemtables: 2,
   maxKeyBytes: 64 * 1024,
   maxValueBytes: 64 * 1024 * 1024,
@@ -39,6 +40,7 @@ export function resolveOptions(o: LsmOptions = {}): ResolvedOptions {
     if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0) throw invalidArgument(`option ${k} must be a positive number, got ${String(v)}`);
   }
   if (r.bloomBitsPerKey < 0 || r.walBatchDelayMs < 0 || r.blockCacheBytes < 0 || !Number.isInteger(r.tableSyncBytes) || r.tableSyncBytes < 0) throw invalidArgument('bloomBitsPerKey, walBatchDelayMs, blockCacheBytes and tableSyncBytes must be >= 0');
+  if (!(r.memtableJitter >= 0 && r.memtableJitter < 1)) throw invalidArgument(`memtableJitter must be in [0, 1), got ${String(r.memtableJitter)}`);
   if (!(r.backgroundDutyCycle > 0 && r.backgroundDutyCycle <= 1)) throw invalidArgument(`backgroundDutyCycle must be in (0, 1], got ${String(r.backgroundDutyCycle)}`);
   if (!(r.l0CompactionTrigger <= r.l0SlowdownTrigger && r.l0SlowdownTrigger <= r.l0StopTrigger)) {
     throw invalidArgument('need l0CompactionTrigger <= l0SlowdownTrigger <= l0StopTrigger');

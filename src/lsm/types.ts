@@ -10,6 +10,10 @@ export interface LsmOptions {
   walBatchDelayMs?: number;
   /** Memtable size in bytes before it is frozen and flushed. Default 64 MiB. */
   memtableBytes?: number;
+  /** Each memtable is frozen at memtableBytes less a random share of up to this fraction
+   *  (0 <= jitter < 1). Replicas of a Raft group apply the same writes, so without it their
+   *  engines flush at the same moment and the whole cluster pays for it at once. Default 0. */
+  memtableJitter?: number;
   /** Frozen memtables allowed to wait for flush before writes stall. Default 2. */
   maxImmutableMemtables?: number;
   /** Max key length in bytes. Default 64 KiB. */

@@ -71,6 +71,11 @@ const ADMIN_CALL_TIMEOUT_MS = 10_000;
 const SHUTDOWN_GRACE_MS = 5000;
 const RESHARD_RESUME_MS = 1000;
 const RESHARD_CALL_TIMEOUT_MS = 10_000;
+/** Memtable flushes and Raft-log truncation rounds each start at their size limit less a
+ *  random share of up to this fraction. The replicas of every group write the same bytes, so
+ *  with exact limits all nodes flush and truncate at the same moment, and those moments (CPU
+ *  and disk bursts on every node at once) were where the slow puts clustered. */
+const FLUSH_JITTER = 0.25;
 
 export class CacheNode {
   readonly raftId: number;
@@ -286,8 +291,9 @@ export class CacheNode {
       transport: this.transport,
       tickMs: this.opts.tickMs ?? 100,
       readOnlyOption: c.cluster.read_mode === 'lease' ? 'lease' : 'safe',
-      lsm: { memtableBytes: c.storage.memtable_size_mb * 1024 * 1024, compression: c.storage.enable_compression, blockCacheBytes: c.storage.block_cache_mb * 1024 * 1024, backgroundDutyCycle: c.storage.background_duty_percent / 100 },
+      lsm: { memtableBytes: c.storage.memtable_size_mb * 1024 * 1024, memtableJitter: FLUSH_JITTER, compression: c.storage.enable_compression, blockCacheBytes: c.storage.block_cache_mb * 1024 * 1024, backgroundDutyCycle: c.storage.background_duty_percent / 100 },
       raftLog: { sync: c.storage.sync_policy },
+      logGcJitter: FLUSH_JITTER,
       maxTurnsInFlight: c.storage.log_writes_in_flight,
       slotCount: this.shardMap.shardCount,
       mayCreateReplica: (shardId) => this.mayCreateReplica(shardId),

@@ -123,6 +123,10 @@ export interface HostOptions {
    *  engine when one needs it) and the segments nothing needs are deleted. Bounds the log's disk
    *  and memory. Default 64 MiB; 0 disables. */
   logGcBytes?: number;
+  /** Each truncation round waits for logGcBytes less a random share of up to this fraction
+   *  (0 <= jitter < 1): every replica of a group writes the same log, so without it all nodes
+   *  flush their engines and truncate at the same moment. Default 0. */
+  logGcJitter?: number;
   /** Max bytes of commands batched into one entry. Default 1 MiB. */
   maxEntryBytes?: number;
   /** Turns of the host loop that may wait for their Raft-log write at once (see "the ready
@@ -283,11 +287,13 @@ export class MultiRaftHost {
       quiesceAfterTicks: opts.quiesceAfterTicks ?? 3,
       snapshotEntries: opts.snapshotEntries ?? 10000,
       logGcBytes: opts.logGcBytes ?? 64 * 1024 * 1024,
+      logGcJitter: opts.logGcJitter ?? 0,
       maxEntryBytes: opts.maxEntryBytes ?? 1 << 20,
       maxTurnsInFlight: Math.max(1, opts.maxTurnsInFlight ?? 64),
       requestTimeoutMs: opts.requestTimeoutMs ?? 5000,
     };
     this.rng = new Rng(opts.seed ?? opts.nodeId * 7919);
+    this.gcThreshold = this.o.logGcBytes * (1 - this.o.logGcJitter * this.rng.next());
     this.ranges = new ShardRanges(engine, opts.slotCount ?? 0);
   }
 
@@ -1248,6 +1254,8 @@ export class MultiRaftHost {
 
   /** log bytes written when the last truncation round started */
   private gcMark = DOUBLE_ZERO;
+  /** log bytes after gcMark that start the next round (logGcBytes less its jitter) */
+  private gcThreshold = DOUBLE_ZERO;
   /** idle; flushing the engine (turns go on); ready to truncate at `gcCut`; rewriting: the
    *  groups in `gcRewrite` still need their truncation and their old records re-written past
    *  `gcBelow`; finishing: syncing and deleting what the round freed */
@@ -1267,7 +1275,7 @@ export class MultiRaftHost {
   /** enough written since the last truncation round, or a group applied many entries */
   private gcDue(): boolean {
     if (this.truncationWanted) return true;
-    return this.o.logGcBytes > 0 && this.log.stats.bytes - this.gcMark >= this.o.logGcBytes;
+    return this.o.logGcBytes > 0 && this.log.stats.bytes - this.gcMark >= this.gcThreshold;
   }
 
   /**
@@ -1280,6 +1288,7 @@ export class MultiRaftHost {
     this.gcPhase = 'flushing';
     this.gcStarted = performance.now();
     this.gcMark = this.log.stats.bytes;
+    this.gcThreshold = this.o.logGcBytes * (1 - this.o.logGcJitter * this.rng.next());
     this.truncationWanted = false;
     const cut = new Map<Group, { index: number; confState: ConfState }>();
     for (const g of this.groups.values()) {

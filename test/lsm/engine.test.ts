@@ -78,6 +78,32 @@ describe('lsm: engine', () => {
     await db.close();
   });
 
+  it('memtableJitter freezes each memtable at its own random size below memtableBytes; 0 freezes them alike', async () => {
+    const flushSizes = async (memtableJitter: number): Promise<number[]> => {
+      const sizes: number[] = [];
+      const db = await LsmEngine.open(tempDir(), { ...SMALL, memtableJitter, onEvent: (e) => (e.type === 'flush-begin' ? sizes.push(e.entries) : undefined) });
+      const v = Buffer.alloc(512, 7);
+      for (let i = 0; i < 800; i++) await db.put(b(`k${String(i).padStart(5, '0')}`), v);
+      for (let i = 0; i < 800; i += 97) expect((await db.get(b(`k${String(i).padStart(5, '0')}`)))?.equals(v)).to.equal(true);
+      await db.close();
+      return sizes;
+    };
+    const exact = await flushSizes(0);
+    expect(exact.length).to.be.greaterThan(5);
+    expect(new Set(exact).size).to.equal(1);
+    const jittered = await flushSizes(0.5);
+    expect(jittered.length).to.be.greaterThan(exact.length);
+    expect(Math.max(...jittered)).to.be.at.most(exact[0]!);
+    expect(Math.min(...jittered)).to.be.lessThan(exact[0]! * 0.9);
+    let err: unknown;
+    try {
+      await LsmEngine.open(tempDir(), { memtableJitter: 1 });
+    } catch (e) {
+      err = e;
+    }
+    expect(err).to.be.instanceOf(KvError);
+  });
+
   it('recovers the memtable from the WAL and flushed tables from the manifest', async () => {
     const dir = tempDir();
     let db = await LsmEngine.open(dir, SMALL);
