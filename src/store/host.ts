@@ -293,7 +293,8 @@ export class MultiRaftHost {
       requestTimeoutMs: opts.requestTimeoutMs ?? 5000,
     };
     this.rng = new Rng(opts.seed ?? opts.nodeId * 7919);
-    this.gcThreshold = this.o.logGcBytes * (1 - this.o.logGcJitter * this.rng.next());
+    if (!(this.o.logGcJitter >= 0 && this.o.logGcJitter < 1)) throw new RangeError(`logGcJitter must be in [0, 1), got ${this.o.logGcJitter}`);
+    this.drawGcThreshold();
     this.ranges = new ShardRanges(engine, opts.slotCount ?? 0);
   }
 
@@ -1272,6 +1273,10 @@ export class MultiRaftHost {
   /** backups in progress (holdLogTruncation) */
   private truncationHolds = 0;
 
+  private drawGcThreshold(): void {
+    this.gcThreshold = this.o.logGcBytes * (1 - this.o.logGcJitter * this.rng.next());
+  }
+
   /** enough written since the last truncation round, or a group applied many entries */
   private gcDue(): boolean {
     if (this.truncationWanted) return true;
@@ -1288,7 +1293,7 @@ export class MultiRaftHost {
     this.gcPhase = 'flushing';
     this.gcStarted = performance.now();
     this.gcMark = this.log.stats.bytes;
-    this.gcThreshold = this.o.logGcBytes * (1 - this.o.logGcJitter * this.rng.next());
+    this.drawGcThreshold();
     this.truncationWanted = false;
     const cut = new Map<Group, { index: number; confState: ConfState }>();
     for (const g of this.groups.values()) {
