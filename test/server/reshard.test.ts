@@ -86,6 +86,15 @@ describe('server: shard split and merge under load (3 processes, checked history
         expect(p).to.equal(parent);
         splits.push({ parent, child: child!, moved: res.json['moved_keys'] as number });
         note(`split ${parent} -> ${parent}+${child} via ${via.id} (${String(res.json['moved_keys'])} keys, ${String(res.json['took_ms'])} ms)`);
+        // every node learns the new placement through the metadata group, some a little after
+        // the split answered: ask for the owner once none of them can still route by the old map
+        for (const n of nodes) {
+          await eventually(async () => {
+            const r = await http(httpPort(n), 'GET', '/api/cluster/shards');
+            const live = (r.json['shards'] as ShardRow[]).filter((s) => !s.retired).map((s) => s.shard_id);
+            expect(live, `${n.id} knows shard ${child}`).to.include(child);
+          }, 10000, 100);
+        }
         if ((await owner()) === child) break;
       }
       expect(await owner(), 'the history keys moved to a split-off shard').to.equal(splits[splits.length - 1]!.child);
