@@ -13,7 +13,7 @@
 import * as grpc from '@grpc/grpc-js';
 import type { GroupMessage, Transport } from '../store/transport.js';
 import { type PRaftBatch, loadServices } from './proto.js';
-import { decodeBatch, encodeBatch } from './raft-codec.js';
+import { decodeBatch, encodeBatchHeader, encodeBatchMessage } from './raft-codec.js';
 
 export interface PeerInfo {
   nodeId: string;
@@ -35,10 +35,22 @@ export interface GrpcTransportOptions {
 
 const MAX_MESSAGE_BYTES = 64 * 1024 * 1024;
 
+/** The RaftTransport client with the stream's messages serialized here (encodeBatchMessage)
+ *  instead of by protobufjs: same wire format, one copy of the batch fewer per send. */
+let rawClient: grpc.ServiceClientConstructor | undefined;
+function rawTransportClient(): grpc.ServiceClientConstructor {
+  if (rawClient) return rawClient;
+  const { raftTransport } = loadServices();
+  const stream = raftTransport.service['Stream'];
+  if (!stream) throw new Error('distcache.proto: RaftTransport lacks Stream');
+  rawClient = grpc.makeGenericClientConstructor({ Stream: { ...stream, requestSerialize: (b: Buffer) => b } }, 'RaftTransport');
+  return rawClient;
+}
+
 interface Peer {
   info: PeerInfo;
   client: grpc.Client;
-  stream: grpc.ClientWritableStream<PRaftBatch> | undefined;
+  stream: grpc.ClientWritableStream<Buffer> | undefined;
   failures: number;
   retryAt: number;
   reportedAt: number;
@@ -54,11 +66,14 @@ export class GrpcTransport implements Transport {
   private readonly maxBackoff: number;
   /** bound peer port (after start) */
   port = 0;
+  /** this node's fields of every RaftBatch it sends, encoded once */
+  private readonly header: Buffer;
   readonly stats = { batchesSent: 0, batchesDropped: 0, messagesDropped: 0, batchesReceived: 0, badBatches: 0, reconnects: 0 };
 
   constructor(private readonly o: GrpcTransportOptions) {
     this.minBackoff = o.minBackoffMs ?? 50;
     this.maxBackoff = o.maxBackoffMs ?? 2000;
+    this.header = encodeBatchHeader({ fromNode: o.self.nodeId, fromRaftId: o.self.raftId, clientAddress: o.self.clientAddress, peerAddress: o.self.peerAddress ?? '' });
     const { raftTransport } = loadServices();
     this.server.addService(raftTransport.service, {
       Stream: (call: grpc.ServerReadableStream<PRaftBatch, object>, cb: grpc.sendUnaryData<object>) => {
@@ -81,8 +96,7 @@ export class GrpcTransport implements Transport {
       old.stream?.end();
       old.client.close();
     }
-    const { raftTransport } = loadServices();
-    const client = new raftTransport(p.peerAddress, grpc.credentials.createInsecure(), {
+    const client = new (rawTransportClient())(p.peerAddress, grpc.credentials.createInsecure(), {
       'grpc.max_send_message_length': MAX_MESSAGE_BYTES,
       'grpc.initial_reconnect_backoff_ms': this.minBackoff,
       'grpc.max_reconnect_backoff_ms': this.maxBackoff,
@@ -138,15 +152,15 @@ export class GrpcTransport implements Transport {
       }
       return;
     }
-    stream.write({ from_node: this.o.self.nodeId, from_raft_id: this.o.self.raftId, client_address: this.o.self.clientAddress, peer_address: this.o.self.peerAddress ?? '', payload: encodeBatch(batch) });
+    stream.write(encodeBatchMessage(this.header, batch));
     this.stats.batchesSent++;
   }
 
-  private streamOf(peer: Peer): grpc.ClientWritableStream<PRaftBatch> | undefined {
+  private streamOf(peer: Peer): grpc.ClientWritableStream<Buffer> | undefined {
     if (peer.stream) return peer.stream;
     if (Date.now() < peer.retryAt) return undefined;
     this.stats.reconnects++;
-    const client = peer.client as unknown as { Stream(cb: grpc.requestCallback<object>): grpc.ClientWritableStream<PRaftBatch> };
+    const client = peer.client as unknown as { Stream(cb: grpc.requestCallback<object>): grpc.ClientWritableStream<Buffer> };
     const stream = client.Stream((err) => {
       if (peer.stream === stream) peer.stream = undefined;
       if (this.closed) return;

@@ -60,6 +60,49 @@ function batchSizeBound(batch: readonly GroupMessage[]): number {
 
 export function encodeBatch(batch: readonly GroupMessage[], w = new BufWriter(batchSizeBound(batch))): Buffer {
   w.reset();
+  writeBatch(w, batch);
+  return w.finish();
+}
+
+/** RaftBatch.payload's field tag (field 4, length-delimited) */
+const PAYLOAD_TAG = (4 << 3) | 2;
+/** the payload's length is written as a 5-byte varint (non-minimal varints are valid protobuf)
+ *  so that it can be filled in after the payload */
+const PAYLOAD_LEN_BYTES = 5;
+
+/**
+ * A whole RaftBatch protobuf message (proto/distcache.proto): `header` (the sender's fields,
+ * encoded once per transport by encodeBatchHeader) followed by the payload field holding
+ * encodeBatch's bytes. One buffer and one copy of each entry: protobufjs would copy the payload
+ * into a message buffer of its own (on the sender of every batch; a put's value, twice).
+ */
+export function encodeBatchMessage(header: Uint8Array, batch: readonly GroupMessage[]): Buffer {
+  const w = new BufWriter(header.length + 1 + PAYLOAD_LEN_BYTES + batchSizeBound(batch));
+  w.bytes(header).u8(PAYLOAD_TAG);
+  const lenAt = w.length;
+  for (let i = 0; i < PAYLOAD_LEN_BYTES; i++) w.u8(0);
+  writeBatch(w, batch);
+  const out = w.finish();
+  let len = out.length - lenAt - PAYLOAD_LEN_BYTES;
+  for (let i = 0; i < PAYLOAD_LEN_BYTES; i++, len = Math.floor(len / 128)) out[lenAt + i] = (len % 128) | (i < PAYLOAD_LEN_BYTES - 1 ? 0x80 : 0);
+  return out;
+}
+
+/** The sender's fields of RaftBatch (all but the payload), protobuf-encoded. */
+export function encodeBatchHeader(h: { fromNode: string; fromRaftId: number; clientAddress: string; peerAddress: string }): Buffer {
+  const w = new BufWriter(64);
+  const str = (field: number, v: string): void => {
+    if (v === '') return; // proto3: a default value is not on the wire
+    w.u8((field << 3) | 2).lenBytes(Buffer.from(v, 'utf8'));
+  };
+  str(1, h.fromNode);
+  if (h.fromRaftId !== 0) w.u8(2 << 3).varint(h.fromRaftId);
+  str(3, h.clientAddress);
+  str(5, h.peerAddress);
+  return w.finish();
+}
+
+function writeBatch(w: BufWriter, batch: readonly GroupMessage[]): void {
   w.u8(RAFT_BATCH_V1).varint(batch.length);
   for (const { groupId, message: m } of batch) {
     let flags = m.reject ? F_REJECT : 0;
@@ -81,7 +124,6 @@ export function encodeBatch(batch: readonly GroupMessage[], w = new BufWriter(ba
     if (m.tick !== undefined) w.varint(m.tick);
     if (m.offset !== undefined) w.varint(m.offset);
   }
-  return w.finish();
 }
 
 function readIds(r: BufReader): number[] {

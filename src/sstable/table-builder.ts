@@ -64,6 +64,15 @@ export const DEFAULT_BLOOM_BITS_PER_KEY = 10;
 
 const MIN_SLAB_BYTES = 64 * 1024;
 const MAX_SLAB_BYTES = 1024 * 1024;
+/** Full-size slabs whose bytes are on disk, for the next builder's blocks: flushes and
+ *  compactions write tens of MB/s of blocks, and a fresh ArrayBuffer for each MiB of them is
+ *  that much external memory for V8 to account (its growth starts full GCs) and free. */
+const spareSlabs: Buffer[] = [];
+const SPARE_SLABS = 8;
+
+function releaseSlabs(slabs: readonly Buffer[]): void {
+  for (const s of slabs) if (spareSlabs.length < SPARE_SLABS) spareSlabs.push(s);
+}
 
 /** Max buffers handed to one writev (below IOV_MAX = 1024). */
 const WRITEV_BATCH = 512;
@@ -134,6 +143,8 @@ export class TableBuilder {
   private slab: Buffer = Buffer.alloc(0);
   private slabStart = 0;
   private slabPos = 0;
+  /** full-size slabs done with, whose views are in `pending` or in a write on its way */
+  private retired: Buffer[] = [];
   private writeChain: Promise<void> = Promise.resolve();
   private writeError: unknown = undefined;
 
@@ -300,7 +311,8 @@ export class TableBuilder {
       this.sealSlab();
       // slabs grow with the table: a small table does not hold a large one
       const size = Math.max(n, Math.min(MAX_SLAB_BYTES, Math.max(MIN_SLAB_BYTES, this.slab.length * 2)));
-      this.slab = Buffer.allocUnsafe(size);
+      if (this.slab.length === MAX_SLAB_BYTES) this.retired.push(this.slab);
+      this.slab = size === MAX_SLAB_BYTES && spareSlabs.length > 0 ? spareSlabs.pop()! : Buffer.allocUnsafe(size);
       this.slabStart = 0;
       this.slabPos = 0;
     }
@@ -323,9 +335,13 @@ export class TableBuilder {
     if (bufs.length === 0) return this.writeChain.then(() => this.throwWriteError());
     this.pending = [];
     this.pendingLen = 0;
-    const p = this.writeChain.then(() => {
+    // every view of a retired slab is in `bufs` or in an earlier write, which this one follows
+    const retired = this.retired;
+    this.retired = [];
+    const p = this.writeChain.then(async () => {
       this.throwWriteError();
-      return this.writeAll(bufs);
+      await this.writeAll(bufs);
+      releaseSlabs(retired);
     });
     this.writeChain = p.catch((err: unknown) => {
       this.writeError ??= err;
@@ -403,6 +419,10 @@ export class TableBuilder {
     this.offset += footer.length;
 
     await this.flushPending();
+    // everything is written: the last slab too is free
+    if (this.slab.length === MAX_SLAB_BYTES) releaseSlabs([this.slab]);
+    this.slab = Buffer.alloc(0);
+    this.slabStart = this.slabPos = 0;
     await this.fh.sync();
     await this.fh.close();
     return { fileSize: this.offset, properties };

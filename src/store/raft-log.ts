@@ -34,6 +34,11 @@ import {
   limitSize,
 } from '../raft/index.js';
 
+/** RaftLogStore's spare encode buffers: their initial size, how many are kept, the largest kept */
+const ENTRIES_BUFFER_BYTES = 256 * 1024;
+const SPARE_BUFFERS = 8;
+const MAX_SPARE_BUFFER_BYTES = 4 * 1024 * 1024;
+
 /** Format version of every record; readers refuse other versions. DO NOT CHANGE. */
 export const RAFTLOG_VERSION = 1;
 
@@ -234,11 +239,18 @@ export class RaftLogBatch {
    *  copying their older one) */
   readonly compacted = new Set<number>();
 
+  /** where this batch's entries records are encoded: one buffer for all groups, reused by later
+   *  batches once this one is written (RaftLogStore.write) */
+  entriesWriter: BufWriter | undefined;
+
   constructor(private readonly store: RaftLogStore) {}
 
   append(groupId: number, entries: Entry[]): this {
     if (entries.length === 0) return this;
-    this.records.push(encodeEntries(groupId, entries));
+    const w = (this.entriesWriter ??= this.store.borrowWriter());
+    const start = w.length;
+    writeEntries(w, groupId, entries);
+    this.records.push(w.viewFrom(start));
     this.ops.push((seg) => this.store.group(groupId).applyEntries(entries, seg));
     this.sync = true;
     return this;
@@ -349,6 +361,16 @@ export class RaftLogStore {
     return new RaftLogBatch(this);
   }
 
+  /** Encode buffers of written batches. A turn's entries are most of what the log writes (a
+   *  put's value on every replica), and a fresh buffer per turn was tens of MB/s of ArrayBuffers
+   *  for V8 to account and free; their growth is what starts most of its full GCs. */
+  private readonly spareBuffers: Buffer[] = [];
+
+  /** @internal a writer for RaftLogBatch's records, over a spare buffer when there is one */
+  borrowWriter(): BufWriter {
+    return new BufWriter(this.spareBuffers.pop() ?? ENTRIES_BUFFER_BYTES);
+  }
+
   /** Persists a batch: one WAL append (one write, one fsync if batch.sync), then updates memory. */
   async write(batch: RaftLogBatch): Promise<void> {
     if (batch.empty) return;
@@ -358,6 +380,13 @@ export class RaftLogStore {
     this.stats.records += batch.records.length;
     for (const r of batch.records) this.stats.bytes += r.length;
     await p;
+    // written: the WAL no longer holds the records' bytes (it hands the OS views of them; a
+    // failed write rejects above and its buffer is left to the GC)
+    const w = batch.entriesWriter;
+    if (w !== undefined && this.spareBuffers.length < SPARE_BUFFERS && w.buffer().length <= MAX_SPARE_BUFFER_BYTES) {
+      batch.entriesWriter = undefined;
+      this.spareBuffers.push(w.buffer());
+    }
     for (const op of batch.ops) op(seg);
   }
 
@@ -508,10 +537,7 @@ function header(w: BufWriter, type: RecordType, groupId: number): void {
 
 // Format: version u8 | type=1 u8 | group varint | first_index varint | count varint |
 //         count * { term varint | entry_type u8 | data_len varint | data }
-export function encodeEntries(groupId: number, ents: Entry[]): Uint8Array {
-  let size = 32;
-  for (const e of ents) size += e.data.length + 12;
-  const w = new BufWriter(size);
+function writeEntries(w: BufWriter, groupId: number, ents: Entry[]): void {
   header(w, RecordType.Entries, groupId);
   w.varint(ents[0]!.index).varint(ents.length);
   let expect = ents[0]!.index;
@@ -519,7 +545,6 @@ export function encodeEntries(groupId: number, ents: Entry[]): Uint8Array {
     if (e.index !== expect++) throw new KvError('INVALID_ARGUMENT', `group ${groupId}: entries not contiguous at ${e.index}`);
     w.varint(e.term).u8(e.type).lenBytes(e.data);
   }
-  return w.finish();
 }
 
 // Format: version u8 | type=2 u8 | group varint | term varint | vote varint | commit varint

@@ -11,8 +11,16 @@ export class BufWriter {
   private buf: Buffer;
   private pos = 0;
 
-  constructor(initialCapacity = 256) {
-    this.buf = Buffer.allocUnsafe(initialCapacity);
+  /** A writer over a new buffer of `initial` bytes, or over `initial` itself (a buffer reused
+   *  from an earlier writer: see buffer()). */
+  constructor(initial: number | Buffer = 256) {
+    this.buf = typeof initial === 'number' ? Buffer.allocUnsafe(initial) : initial;
+  }
+
+  /** The buffer written into now (a larger one after growth); for reuse once every view of it
+   *  is dead. */
+  buffer(): Buffer {
+    return this.buf;
   }
 
   get length(): number {
@@ -74,6 +82,12 @@ export class BufWriter {
   /** A view of the written bytes; valid until the next write or reset. */
   view(): Buffer {
     return this.buf.subarray(0, this.pos);
+  }
+
+  /** A view of the bytes written from `start` on. Later writes never change them (growth copies
+   *  into a new buffer and leaves this one be); a reset does. */
+  viewFrom(start: number): Buffer {
+    return this.buf.subarray(start, this.pos);
   }
 
   /**

@@ -1,6 +1,7 @@
 import { expect } from 'chai';
 import { type Message, MessageType, EntryType, makeMessage } from '../../src/raft/index.js';
-import { decodeBatch, encodeBatch } from '../../src/server/raft-codec.js';
+import { decodeBatch, encodeBatch, encodeBatchHeader, encodeBatchMessage } from '../../src/server/raft-codec.js';
+import { loadServices, type PRaftBatch } from '../../src/server/proto.js';
 import type { GroupMessage } from '../../src/store/transport.js';
 
 function sample(): GroupMessage[] {
@@ -47,6 +48,27 @@ describe('server/raft-codec', () => {
     expect(decodeBatch(encodeBatch([]))).to.deep.equal([]);
     const hb = encodeBatch([{ groupId: 5, message: makeMessage({ type: MessageType.Heartbeat, from: 1, to: 2, term: 3, commit: 4 }) }]);
     expect(hb.length).to.be.lessThan(20);
+  });
+
+  it('writes whole RaftBatch messages that the protobuf decoder reads back field for field', () => {
+    const stream = loadServices().raftTransport.service['Stream']!;
+    const decode = (b: Buffer): PRaftBatch => stream.requestDeserialize(b) as PRaftBatch;
+    const big: GroupMessage = { groupId: 7, message: makeMessage({ type: MessageType.App, from: 1, to: 2, entries: [{ term: 1, index: 1, type: EntryType.Normal, data: Buffer.alloc(300_000, 3) }] }) };
+    for (const self of [
+      { fromNode: 'node1', fromRaftId: 1, clientAddress: '127.0.0.1:8080', peerAddress: 'proxy.example:7101' },
+      { fromNode: 'n-ü', fromRaftId: 2 ** 31, clientAddress: '', peerAddress: '' },
+    ]) {
+      for (const batch of [sample(), [], [big]]) {
+        const m = decode(encodeBatchMessage(encodeBatchHeader(self), batch));
+        expect({ from_node: m.from_node, from_raft_id: m.from_raft_id, client_address: m.client_address, peer_address: m.peer_address }).to.deep.equal({
+          from_node: self.fromNode,
+          from_raft_id: self.fromRaftId,
+          client_address: self.clientAddress,
+          peer_address: self.peerAddress,
+        });
+        expect(Buffer.compare(m.payload, encodeBatch(batch))).to.equal(0);
+      }
+    }
   });
 
   it('rejects malformed payloads with a DecodeError, never garbage', () => {
