@@ -82,6 +82,7 @@ export interface NodeConfig {
     readonly engine_type: 'lsm_tree';
     readonly memtable_size_mb: number;
     readonly background_duty_percent: number;
+    readonly l0_compaction_trigger: number;
     readonly enable_compression: boolean;
     readonly sync_policy: SyncPolicy;
     readonly block_cache_mb: number;
@@ -397,6 +398,10 @@ function buildSchema(): Record<string, Record<string, Leaf>> {
         ...int(1, 100), default: 50,
         doc: 'Share of the node\'s main thread that engine flushes and compactions may take while no write waits for them, percent; they pause between slices of a few ms so that requests are served meanwhile (a compaction of a few hundred MiB otherwise holds the loop for seconds). While writes wait for them they run at full speed. 100 = never pause.',
       }),
+      l0_compaction_trigger: leaf('storage', 'l0_compaction_trigger', {
+        ...int(2, 12), default: 4,
+        doc: 'Level-0 SSTables (one per memtable flush) that start a compaction into level 1. More: fewer compactions, each rewriting level 1 once for more flushed data (less write amplification under overwrites), at the price of more tables for a read to check (their bloom filters skip most). Writes slow down at 12 level-0 tables.',
+      }),
       block_cache_mb: leaf('storage', 'block_cache_mb', { ...int(0, 1_048_576), default: 64, doc: 'Cache of uncompressed SSTable blocks, MiB (0 = none).' }),
       log_writes_in_flight: leaf('storage', 'log_writes_in_flight', {
         ...int(1, 64), default: 64,
@@ -616,6 +621,7 @@ export function loadConfig(options: LoadConfigOptions = {}): NodeConfig {
       engine_type: 'lsm_tree',
       memtable_size_mb: st['memtable_size_mb'] as number,
       background_duty_percent: st['background_duty_percent'] as number,
+      l0_compaction_trigger: st['l0_compaction_trigger'] as number,
       enable_compression: st['enable_compression'] as boolean,
       sync_policy: st['sync_policy'] as SyncPolicy,
       block_cache_mb: st['block_cache_mb'] as number,
