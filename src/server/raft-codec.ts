@@ -15,8 +15,10 @@
 //   confState:= voters | learners | votersOutgoing | learnersNext (each: count varint, ids
 //               varint*) | autoLeave u8
 //
-// decodeBatch copies every byte array it returns (the input buffer may be reused). A malformed
-// payload throws DecodeError; the transport drops such a batch.
+// decodeBatch returns entries' data as views of the input (the bulk of a batch; gRPC hands each
+// received message a buffer of its own) and copies the rest. A malformed payload throws
+// DecodeError; the transport drops such a batch. encodeBatchMessage wraps a batch into the whole
+// RaftBatch protobuf message (proto/distcache.proto) for the transport's sends.
 import type { ConfState, Entry, Message, SnapshotChunk } from '../raft/index.js';
 import type { GroupMessage } from '../store/transport.js';
 import { BufReader, BufWriter, DecodeError } from '../util/bytes.js';
