@@ -239,8 +239,8 @@ export class RaftLogBatch {
    *  copying their older one) */
   readonly compacted = new Set<number>();
 
-  /** where this batch's entries records are encoded: one buffer for all groups, reused by later
-   *  batches once this one is written (RaftLogStore.write) */
+  /** @internal where this batch's entries records are encoded: one buffer for all groups,
+   *  reused by later batches once this one is written (RaftLogStore.write) */
   entriesWriter: BufWriter | undefined;
 
   constructor(private readonly store: RaftLogStore) {}
