@@ -34,7 +34,7 @@
 // proposal or read for the group wakes it. Host-level liveness
 // pings (one per peer NODE per heartbeat interval, not per group) wake every quiesced group that
 // includes a node not heard from for an election timeout, so followers of a dead leader elect a
-// new one. A leader that wakes moves its lease clock forward by the ticks it missed (capped at
+// new one (ticks this loop itself lost to a stall do not count as a peer's silence). A leader that wakes moves its lease clock forward by the ticks it missed (capped at
 // electionTick), so a quiesced leader never serves a lease read on a stale lease.
 //
 // Leases and lost ticks (readOnlyOption 'lease'): the tick timer fires late while the loop is
@@ -270,7 +270,7 @@ export class MultiRaftHost {
   private readonly peerHeardAt = new Map<number, number>();
   private readonly rng: Rng;
   private readonly o: Required<Omit<HostOptions, 'lsm' | 'raftLog' | 'seed' | 'transport' | 'nodeId' | 'dataDir' | 'mayCreateReplica' | 'slotCount'>>;
-  readonly stats = { logGcs: 0, logTruncations: 0, engineFlushMs: DOUBLE_ZERO, logSegmentsDeletedBefore: 0, turns: 0, logWrites: 0, entriesProposed: 0, commandsProposed: 0, applyWrites: 0, messagesSent: 0, sends: 0, snapshotsCreated: 0, snapshotsApplied: 0, messagesReceived: 0, ticks: 0, replicasCreated: 0, replicasDestroyed: 0, reads: 0, followerReads: 0, readyGroups: 0, turnMs: DOUBLE_ZERO, beginMs: DOUBLE_ZERO, persistMs: DOUBLE_ZERO, applyMs: DOUBLE_ZERO, earlySends: 0, earlyApplies: 0, maxTurnsInFlight: 0, roleChanges: 0, electionTimeouts: 0, quorumStepDowns: 0, ticksCaughtUp: 0, leaseReads: 0, heartbeatsSent: 0, maxTurnMs: DOUBLE_ZERO, truncationRoundMs: DOUBLE_ZERO, maxTruncationRoundMs: DOUBLE_ZERO, truncationTurns: 0, truncationDeferrals: 0 };
+  readonly stats = { logGcs: 0, logTruncations: 0, engineFlushMs: DOUBLE_ZERO, logSegmentsDeletedBefore: 0, turns: 0, logWrites: 0, entriesProposed: 0, commandsProposed: 0, applyWrites: 0, messagesSent: 0, sends: 0, snapshotsCreated: 0, snapshotsApplied: 0, messagesReceived: 0, ticks: 0, replicasCreated: 0, replicasDestroyed: 0, reads: 0, followerReads: 0, readyGroups: 0, turnMs: DOUBLE_ZERO, beginMs: DOUBLE_ZERO, persistMs: DOUBLE_ZERO, applyMs: DOUBLE_ZERO, earlySends: 0, earlyApplies: 0, maxTurnsInFlight: 0, roleChanges: 0, electionTimeouts: 0, quorumStepDowns: 0, ticksCaughtUp: 0, peerSilenceWakes: 0, leaseReads: 0, heartbeatsSent: 0, maxTurnMs: DOUBLE_ZERO, truncationRoundMs: DOUBLE_ZERO, maxTruncationRoundMs: DOUBLE_ZERO, truncationTurns: 0, truncationDeferrals: 0 };
 
   private constructor(
     private readonly opts: HostOptions,
@@ -676,6 +676,10 @@ export class MultiRaftHost {
     if (behind <= 0) return;
     this.ticks += behind;
     this.stats.ticksCaughtUp += behind;
+    // This loop stalled (GC, a long turn, a descheduled process): it heard nobody over those
+    // ticks, whatever its peers sent. Counted as the peers' silence, the next ping round would
+    // find every peer silent past the election timeout and wake every quiesced group at once.
+    for (const [p, heard] of this.peerHeard) this.peerHeard.set(p, heard + behind);
     const n = Math.min(behind, this.o.electionTick);
     for (const g of this.groups.values()) if (!g.quiesced) g.node.advanceLeaseClock(n);
   }
@@ -753,7 +757,12 @@ export class MultiRaftHost {
   }
 
   private wakeGroupsOf(node: number): void {
-    for (const g of this.groups.values()) if (g.quiesced && g.confState.voters.includes(node)) this.wake(g);
+    for (const g of this.groups.values()) {
+      if (g.quiesced && g.confState.voters.includes(node)) {
+        this.stats.peerSilenceWakes++;
+        this.wake(g);
+      }
+    }
   }
 
   /** Counts a leader's idle ticks; true once it has been idle for quiesceAfterTicks ticks and

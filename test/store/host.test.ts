@@ -277,6 +277,31 @@ describe('store: MultiRaftHost (3 hosts, LocalHub, real files)', function () {
     expect(terms()).to.deep.equal(terms0);
   });
 
+  it('a stalled loop does not wake quiesced groups for its peers\' "silence"; a peer that really goes silent still wakes them', async () => {
+    const shards = Array.from({ length: 32 }, (_, i) => i);
+    c = new TestCluster([1, 2, 3], shards);
+    await c.startAll();
+    c.campaignSpread();
+    await c.waitLeaders();
+    const all = [...c.hosts.values()];
+    const wakes = (): number => all.reduce((n, h) => n + h.stats.peerSilenceWakes, 0);
+    const quiet = (): boolean => shards.every((s) => all.every((h) => h.isQuiesced(s)));
+    await waitFor(quiet, 5000, 'every replica quiesced after the elections');
+    const caughtUp0 = all.reduce((n, h) => n + h.stats.ticksCaughtUp, 0);
+    // the one event loop all hosts share holds for 3 election timeouts (30 ticks of 10 ms)
+    const until = Date.now() + 300;
+    while (Date.now() < until) {
+      /* a stall */
+    }
+    await new Promise((r) => setTimeout(r, 100)); // 10 ticks: ping rounds ran after the stall
+    expect(all.reduce((n, h) => n + h.stats.ticksCaughtUp, 0) - caughtUp0, 'ticks caught up after the stall').to.be.at.least(20);
+    expect(wakes(), 'groups woken for peer silence after a stall').to.equal(0);
+    // host 3 goes silent for real: the others wake the groups they share with it
+    c.hub.drop = (from) => from === 3;
+    await waitFor(() => wakes() > 0, 3000, 'groups woken once host 3 is silent');
+    c.hub.drop = undefined;
+  });
+
   it('applied state skips the engine WAL: after crash-like closes (memtables lost) every host re-applies from its Raft log (snapshot records + entries) to the same keys, values and versions', async () => {
     // small snapshotEntries: the logs hold snapshot records, so recovery takes both paths
     c = new TestCluster([1, 2, 3], [0, 1, 2], { snapshotEntries: 15 });
