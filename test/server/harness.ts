@@ -158,6 +158,31 @@ export async function eventually<T>(fn: () => Promise<T>, timeoutMs = 10000, ste
   throw last;
 }
 
+/**
+ * Waits until shard leadership stops moving: every node's view of every shard's leader is known
+ * and unchanged over `quietMs`. A new cluster's leaders, or a healed partition's, are moved by the
+ * rebalancer toward the placement's choice (up to 8 shards per 500 ms round); a test that pins a
+ * shard's leader must not race such a transfer.
+ */
+export async function settledLeaders(clients: readonly KvClient[], quietMs = 1500, timeoutMs = 30000): Promise<void> {
+  const views = async (): Promise<string> =>
+    (
+      await Promise.all(
+        clients.map(async (c) => {
+          const shards = (await c.call('ClusterInfo', {}))['shards'] as Array<{ leader: string }>;
+          if (shards.some((s) => s.leader === '')) throw new Error('a shard without a known leader');
+          return shards.map((s) => s.leader).join(',');
+        }),
+      )
+    ).join(' | ');
+  await eventually(async () => {
+    const before = await views();
+    await new Promise((r) => setTimeout(r, quietMs));
+    const after = await views();
+    if (after !== before) throw new Error(`shard leaders still moving: ${before} -> ${after}`);
+  }, timeoutMs, 100);
+}
+
 export async function http(port: number, method: string, p: string, body?: string): Promise<{ status: number; json: Record<string, unknown> }> {
   const res = await fetch(`http://127.0.0.1:${port}${p}`, body === undefined ? { method } : { method, body, headers: { 'content-type': 'application/json' } });
   return { status: res.status, json: (await res.json()) as Record<string, unknown> };

@@ -7,7 +7,7 @@
 import { expect } from 'chai';
 import * as grpc from '@grpc/grpc-js';
 import { CacheClient, toPKey } from '../../src/client/index.js';
-import { connect, eventually, key, type KvClient } from './harness.js';
+import { connect, eventually, key, settledLeaders, type KvClient } from './harness.js';
 import { ProxiedCluster } from './proxied-cluster.js';
 
 const SHARDS = 8;
@@ -72,19 +72,6 @@ describe('server: network partition (3 processes behind TCP proxies)', function 
       expect(seen[0]).to.not.equal('');
       return seen[0]!;
     }, 20000, 100);
-  }
-
-  /** Waits until shard leadership stops moving. After a heal the rebalancer hands leadership
-   *  back to where the placement wants it (up to 8 shards per 500 ms round); a test that pins a
-   *  shard's leader must not race such a transfer. */
-  async function settledLeaders(): Promise<void> {
-    const views = async (): Promise<string> =>
-      (await Promise.all(IDS.map(async (id) => ((await raw.get(id)!.call('ClusterInfo', {}))['shards'] as ShardInfo[]).map((s) => s.leader).join(',')))).join(' | ');
-    await eventually(async () => {
-      const before = await views();
-      await new Promise((r) => setTimeout(r, 1500)); // three rebalancer rounds
-      expect(await views(), 'shard leaders still moving').to.equal(before);
-    }, 30000, 100);
   }
 
   /** A call pinned to one node that must fail with a refusal code; returns the status. */
@@ -186,7 +173,7 @@ describe('server: network partition (3 processes behind TCP proxies)', function 
 
   it('an isolated follower (black-holed links): never serves a stale read, the leader side keeps serving, heal() catches it up', async () => {
     // a shard whose leader is not the node we cut off, and a key on it
-    await settledLeaders();
+    await settledLeaders([...raw.values()]);
     const cut = 'n2';
     let shard = -1;
     let leader = '';

@@ -6,7 +6,7 @@
 import { expect } from 'chai';
 import * as grpc from '@grpc/grpc-js';
 import { loadServices } from '../../src/server/proto.js';
-import { ServerProc, connect, eventually, http, key, localCluster, rmDir, startSingleNode } from './harness.js';
+import { ServerProc, connect, eventually, http, key, localCluster, rmDir, settledLeaders, startSingleNode } from './harness.js';
 
 interface Resp {
   id: number;
@@ -240,6 +240,14 @@ describe('server: Session stream (3-node cluster)', function () {
 
   /** The leader (node id) of the shard of key `name`, which holds 'seed' under `name` after this. */
   async function leaderOf(name: string): Promise<{ leader: string; followers: string[] }> {
+    // a young cluster's leaders are still being moved to the placement's choice; the answer must
+    // hold for the test that asks
+    const clients = ids.map((id) => connect(addrOf.get(id)!));
+    try {
+      await settledLeaders(clients);
+    } finally {
+      for (const c of clients) c.close();
+    }
     return eventually(async () => {
       const u = connect(addrOf.get('n1')!);
       try {
