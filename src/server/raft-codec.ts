@@ -18,7 +18,9 @@
 // decodeBatch returns entries' data as views of the input (the bulk of a batch; gRPC hands each
 // received message a buffer of its own) and copies the rest. A malformed payload throws
 // DecodeError; the transport drops such a batch. encodeBatchMessage wraps a batch into the whole
-// RaftBatch protobuf message (proto/distcache.proto) for the transport's sends.
+// RaftBatch protobuf message (proto/distcache.proto) for the transport's sends: the sender's
+// fields, then field 4 (payload) whose length is always a 5-byte varint (non-minimal varints are
+// valid protobuf; every decoder reads them).
 import type { ConfState, Entry, Message, SnapshotChunk } from '../raft/index.js';
 import type { GroupMessage } from '../store/transport.js';
 import { BufReader, BufWriter, DecodeError } from '../util/bytes.js';

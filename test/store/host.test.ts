@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { StoreError } from '../../src/store/host.js';
+import { type MultiRaftHost, StoreError } from '../../src/store/host.js';
 import type { CommandResult } from '../../src/store/commands.js';
 import { encodeKey } from '../../src/ring/index.js';
 import { cleanupTempDirs } from '../helpers/tmp.js';
@@ -249,16 +249,22 @@ describe('store: MultiRaftHost (3 hosts, LocalHub, real files)', function () {
     expect(quiet(0)).to.equal(true);
   });
 
-  it('under a write load over many groups no follower times out: a quiescing leader sends nothing after its QUIESCE (a heartbeat after it would wake followers into elections)', async () => {
-    const shards = Array.from({ length: 64 }, (_, i) => i);
+  /** Three hosts over `n` shards, leaders spread, every replica quiesced. */
+  async function quiescedCluster(n: number): Promise<{ shards: number[]; all: MultiRaftHost[] }> {
+    const shards = Array.from({ length: n }, (_, i) => i);
     c = new TestCluster([1, 2, 3], shards);
     await c.startAll();
     c.campaignSpread();
     await c.waitLeaders();
     const all = [...c.hosts.values()];
+    await waitFor(() => shards.every((s) => all.every((h) => h.isQuiesced(s))), 5000, 'every replica quiesced after the elections');
+    return { shards, all };
+  }
+
+  it('under a write load over many groups no follower times out: a quiescing leader sends nothing after its QUIESCE (a heartbeat after it would wake followers into elections)', async () => {
+    const { shards, all } = await quiescedCluster(64);
     const timeouts = (): number => all.reduce((n, h) => n + h.stats.electionTimeouts, 0);
     const terms = (): number[] => shards.flatMap((s) => all.map((h) => h.replicaStatus(s).term));
-    await waitFor(() => shards.every((s) => all.every((h) => h.isQuiesced(s))), 5000, 'every replica quiesced after the elections');
     const timeouts0 = timeouts();
     const terms0 = terms();
     // 16 writers over random shards for 1.5 s: groups wake, replicate and quiesce all the time
@@ -278,15 +284,8 @@ describe('store: MultiRaftHost (3 hosts, LocalHub, real files)', function () {
   });
 
   it('a stalled loop does not wake quiesced groups for its peers\' "silence"; a peer that really goes silent still wakes them', async () => {
-    const shards = Array.from({ length: 32 }, (_, i) => i);
-    c = new TestCluster([1, 2, 3], shards);
-    await c.startAll();
-    c.campaignSpread();
-    await c.waitLeaders();
-    const all = [...c.hosts.values()];
+    const { all } = await quiescedCluster(32);
     const wakes = (): number => all.reduce((n, h) => n + h.stats.peerSilenceWakes, 0);
-    const quiet = (): boolean => shards.every((s) => all.every((h) => h.isQuiesced(s)));
-    await waitFor(quiet, 5000, 'every replica quiesced after the elections');
     const caughtUp0 = all.reduce((n, h) => n + h.stats.ticksCaughtUp, 0);
     // the one event loop all hosts share holds for 3 election timeouts (30 ticks of 10 ms)
     const until = Date.now() + 300;
