@@ -34,13 +34,16 @@ import type { EngineEvent, EngineStats, LsmOptions, ReadOptions, ScanOptions, Sn
 import { NUM_LEVELS, type Version } from './version.js';
 import { emptyEdit, type FileMeta } from './version-edit.js';
 import { VersionSet, createManifest, setCurrent } from './version-set.js';
-import { decodeBatch, encodeBatch, storedValueLength } from './write-batch.js';
+import { decodeBatch, encodeBatch, encodedBatchSize, storedValueLength } from './write-batch.js';
+import { ARENA_CHUNK_BYTES, ArenaPool } from './arena.js';
 
 type State = 'open' | 'closing' | 'closed';
 
+const EMPTY_VALUE = Buffer.alloc(0);
+
 export class LsmEngine {
   private state: State = 'open';
-  private mem = new Memtable();
+  private mem: Memtable;
   /** Size at which the live memtable is frozen: memtableBytes less a random share of up to
    *  memtableJitter, drawn anew for each memtable (see LsmOptions.memtableJitter). */
   private memLimit: number;
@@ -81,6 +84,8 @@ export class LsmEngine {
     private readonly tables: Tables,
     private wal: Wal,
     recovered: Memtable,
+    /** the memtables' byte chunks, reused from one memtable to the next (./arena.ts) */
+    private readonly arenaPool: ArenaPool,
   ) {
     this.mem = recovered;
     this.memLimit = this.drawMemtableLimit();
@@ -102,7 +107,9 @@ export class LsmEngine {
       versions = await VersionSet.open(dir, { createIfMissing: o.createIfMissing, errorIfExists: o.errorIfExists });
       const tables = new Tables(dir, o);
       await removeOrphanTables(dir, versions.current);
-      const recovered = new Memtable();
+      // spare chunks: about one memtable's worth, what a flush hands back to the next one
+      const arenaPool = new ArenaPool(Math.max(o.memtableBytes, 2 * ARENA_CHUNK_BYTES));
+      const recovered = new Memtable(arenaPool);
       const walDir = path.join(dir, WAL_DIR);
       const wal = await Wal.open(walDir, {
         sync: o.walSync,
@@ -123,7 +130,7 @@ export class LsmEngine {
           });
         },
       });
-      const engine = new LsmEngine(dir, o, lock, versions, tables, wal, recovered);
+      const engine = new LsmEngine(dir, o, lock, versions, tables, wal, recovered, arenaPool);
       engine.maybeScheduleWork();
       return engine;
     } catch (err) {
@@ -157,47 +164,48 @@ export class LsmEngine {
     const wait = this.makeRoomForWrite();
     if (wait) await wait;
     this.checkOpen();
+    if (options?.disableWal && options.sync) throw invalidArgument('disableWal and sync exclude each other');
+    if (!options?.disableWal && ops.some((op) => op.type === 'put' && op.lazy === true)) throw invalidArgument('lazy puts need disableWal');
     const firstSeq = this.lastSeq + 1;
     const endSeq = this.lastSeq + ops.length;
     this.lastSeq = endSeq;
-    const record = encodeBatch(firstSeq, ops);
-    if (options?.disableWal && options.sync) throw invalidArgument('disableWal and sync exclude each other');
-    if (!options?.disableWal && ops.some((op) => op.type === 'put' && op.lazy === true)) throw invalidArgument('lazy puts need disableWal');
     let acked: Promise<void> | undefined;
     if (options?.disableWal) {
       // Visible in sequence order: not before an earlier write still waiting for its WAL ack
       // (acks come in append order, so the latest pending one covers them all).
       acked = this.walPending > 0 ? this.lastWalAck : undefined;
+      this.counters.userBytesWritten += encodedBatchSize(ops);
     } else {
+      const record = encodeBatch(firstSeq, ops);
       const a = this.wal.append(record, options?.sync ? { sync: true, owned: true } : { owned: true });
       this.walPending++;
       acked = this.lastWalAck = a.finally(() => this.walPending--);
+      this.counters.userBytesWritten += record.length;
     }
-    // The memtable keeps views into `record` (one allocation per batch, owned by the engine).
-    const decoded = decodeBatch(record);
-    for (let i = 0; i < decoded.ops.length; i++) {
-      const op = decoded.ops[i]!;
-      const input = ops[i]!;
-      if (input.type === 'put' && input.lazy === true) {
-        this.setLazy(op.key, op.value, firstSeq + i);
+    // The memtable copies keys and values into its arena: the caller keeps its buffers.
+    for (let i = 0; i < ops.length; i++) {
+      const op = ops[i]!;
+      const key = op.key;
+      if (op.type === 'put' && op.lazy === true) {
+        this.setLazy(key, op.valuePrefix === undefined ? Buffer.from(op.value) : Buffer.concat([op.valuePrefix, op.value]), firstSeq + i);
         continue;
       }
-      if (this.lazy.size > 0 && op.key.length > 0 && this.lazyFirstByte[op.key[0]!]! > 0) this.dropLazy(op.key);
-      this.mem.add(firstSeq + i, op.kind, op.key, op.value);
+      if (this.lazy.size > 0 && key.length > 0 && this.lazyFirstByte[key[0]!]! > 0) this.dropLazy(key);
+      if (op.type === 'put') this.mem.add(firstSeq + i, Kind.Value, key, op.value, op.valuePrefix);
+      else this.mem.add(firstSeq + i, Kind.Delete, key, EMPTY_VALUE);
     }
-    this.counters.userBytesWritten += record.length;
     if (acked) await acked;
     if (endSeq > this.visibleSeq) this.visibleSeq = endSeq;
   }
 
-  private setLazy(key: Buffer, value: Buffer, seq: number): void {
-    const k = key.toString('latin1');
+  private setLazy(key: Uint8Array, value: Buffer, seq: number): void {
+    const k = sortKey(key);
     if (!this.lazy.has(k) && key.length > 0) this.lazyFirstByte[key[0]!]!++;
-    this.lazy.set(k, { key, value, seq });
+    this.lazy.set(k, { key: Buffer.from(key), value, seq });
   }
 
-  private dropLazy(key: Buffer): void {
-    if (this.lazy.delete(key.toString('latin1'))) this.lazyFirstByte[key[0]!]!--;
+  private dropLazy(key: Uint8Array): void {
+    if (this.lazy.delete(sortKey(key))) this.lazyFirstByte[key[0]!]!--;
   }
 
   /** The lazy put of `key` a read at `seq` sees, if any. */
@@ -282,7 +290,7 @@ export class LsmEngine {
     this.insertLazy();
     const frozen = this.mem;
     this.imms.push(frozen);
-    this.mem = new Memtable();
+    this.mem = new Memtable(this.arenaPool);
     this.memLimit = this.drawMemtableLimit();
     this.mem.firstWalSegment = this.wal.rotate();
     this.maybeScheduleWork();
@@ -367,8 +375,10 @@ export class LsmEngine {
     const seq = options.snapshot?.sequence ?? this.visibleSeq;
     const version = this.versions.pin(this.versions.current);
     this.addSnapshot(seq);
-    const children: InternalIterator[] = [this.mem.iterator()];
-    for (let i = this.imms.length - 1; i >= 0; i--) children.push(this.imms[i]!.iterator());
+    // the iterator reads memtable bytes in place: they stay until it closes (Memtable.release)
+    const mems = [this.mem, ...this.imms.slice().reverse()];
+    for (const m of mems) m.retain();
+    const children: InternalIterator[] = mems.map((m) => m.iterator());
     for (const f of version.levels[0]!) children.push(new TableInternalIterator(this.tables.cursor(f.number)));
     for (let l = 1; l < NUM_LEVELS; l++) {
       const files = version.levels[l]!;
@@ -377,6 +387,7 @@ export class LsmEngine {
     const bounds: Bounds = { gte: options.gte, gt: options.gt, lte: options.lte, lt: options.lt };
     const it = new DbIterator(new MergingIterator(children), seq, bounds, options.reverse === true);
     return new EngineIterator(it, options.limit ?? -1, () => {
+      for (const m of mems) m.release();
       this.removeSnapshot(seq);
       this.versions.unpin(version);
       void this.deleteObsoleteFiles();
@@ -492,6 +503,7 @@ export class LsmEngine {
     edit.lastSequence = imm.maxSeq;
     await this.versions.logAndApply(edit);
     this.imms.shift();
+    imm.release();
     this.counters.flushes++;
     this.counters.tableBytesWritten += written.bytesWritten;
     await this.wal.deleteSegmentsBefore(edit.logNumber);

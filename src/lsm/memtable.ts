@@ -4,9 +4,14 @@
 // newest first, so an older snapshot walks forward from the newest node. A memtable is mutable until the
 // engine freezes it (switch to a new one), then read-only until its flush to an SSTable is
 // recorded in the manifest. It also remembers which WAL segments hold its writes.
+// Keys and values are copied into the memtable's arena (./arena.ts), whose chunks are reused by
+// later memtables once this one is released: by the engine and by every iterator over it.
 import { Kind } from './keys.js';
 import { SkipList, sortKey, type SkipNode } from './skiplist.js';
 import type { InternalIterator } from './internal-iterator.js';
+import { Arena, type ArenaPool } from './arena.js';
+
+const EMPTY: Buffer = Buffer.alloc(0);
 
 /** Per-entry overhead estimate: node object, next array, Buffers' headers, sort-key string. */
 const NODE_OVERHEAD = 96;
@@ -17,6 +22,27 @@ export type LookupResult = { kind: Kind.Value; value: Buffer } | { kind: Kind.De
 
 export class Memtable {
   private readonly list = new SkipList();
+  private readonly arena: Arena;
+  /** The engine's reference plus one per open iterator; the arena is freed at zero. */
+  private refs = 1;
+
+  constructor(pool?: ArenaPool) {
+    this.arena = new Arena(pool);
+  }
+
+  /** An iterator (or anyone reading nodes' bytes in place) holds the memtable's bytes. */
+  retain(): void {
+    if (this.refs === 0) throw new Error('memtable retained after release');
+    this.refs++;
+  }
+
+  /** Drops a reference; at the last one the arena's chunks go back to the pool, so no view of
+   *  this memtable's keys or values may be used after it. */
+  release(): void {
+    if (this.refs === 0) throw new Error('memtable released twice');
+    if (--this.refs === 0) this.arena.free();
+  }
+
   /** sort key → newest node of that user key. */
   private readonly newest = new Map<string, SkipNode>();
   private bytes = 0;
@@ -33,10 +59,14 @@ export class Memtable {
     return this.list.size;
   }
 
-  /** Takes ownership of key and value (pass copies). */
-  add(seq: number, kind: Kind, key: Buffer, value: Buffer): void {
-    const node = this.list.insert(key, seq, kind, value);
-    this.bytes += 2 * key.length + value.length + NODE_OVERHEAD;
+  /** Copies key and (valuePrefix ++ value) into the arena; the caller keeps its buffers. */
+  add(seq: number, kind: Kind, key: Uint8Array, value: Uint8Array, valuePrefix?: Uint8Array): void {
+    const k = this.arena.copy(key);
+    let v: Buffer = EMPTY;
+    if (valuePrefix !== undefined) v = this.arena.copy(valuePrefix, value);
+    else if (value.length > 0) v = this.arena.copy(value);
+    const node = this.list.insert(k, seq, kind, v);
+    this.bytes += 2 * k.length + v.length + NODE_OVERHEAD;
     const prev = this.newest.get(node.skey);
     if (prev === undefined) {
       this.newest.set(node.skey, node);

@@ -10,7 +10,7 @@
 import { CorruptionError, KvError } from '../util/errors.js';
 import { readVarint } from '../util/bytes.js';
 import { Block, BlockIterator, EMPTY_BLOCK } from './block.js';
-import type { ReadAhead, TableReader } from './table-reader.js';
+import { releaseReadAhead, type ReadAhead, type TableReader } from './table-reader.js';
 
 export class TableIterator {
   private readonly index: BlockIterator;
@@ -28,7 +28,7 @@ export class TableIterator {
     private readonly indexBlock: Block,
     scan = false,
   ) {
-    this.readAhead = scan ? { buf: undefined, start: 0 } : undefined;
+    this.readAhead = scan ? { buf: undefined, start: 0, chunk: undefined } : undefined;
     this.index = new BlockIterator(reader.compare).reset(indexBlock);
     this.data = new BlockIterator(reader.compare).reset(EMPTY_BLOCK);
     reader.retain();
@@ -96,6 +96,7 @@ export class TableIterator {
     this.data.reset(EMPTY_BLOCK);
     this.index.reset(EMPTY_BLOCK);
     this.blockOffset = -1;
+    if (this.readAhead !== undefined) releaseReadAhead(this.readAhead);
     this.reader.release();
   }
 

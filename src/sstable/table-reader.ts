@@ -205,7 +205,13 @@ export class TableReader {
     }
     if (ra.buf === undefined || offset < ra.start || end > ra.start + ra.buf.length) {
       const len = Math.max(end, Math.min(offset + SCAN_READAHEAD, this.blocksEnd)) - offset;
-      const buf = Buffer.allocUnsafe(len);
+      // The chunk is overwritten in place: the block read from it before is being replaced, and
+      // what the iterator handed out was a view valid only until it moved.
+      if (ra.chunk === undefined || ra.chunk.length < len) {
+        if (ra.chunk !== undefined) releaseChunk(ra.chunk);
+        ra.chunk = takeChunk(len);
+      }
+      const buf = ra.chunk.subarray(0, len);
       preadFully(this.fd, buf, offset, this.path);
       ra.buf = buf;
       ra.start = offset;
@@ -229,10 +235,37 @@ export class TableReader {
 /** Bytes a scanning iterator reads at once (TableReader.iterator({ scan })). */
 export const SCAN_READAHEAD = 256 * 1024;
 
-/** A scanning iterator's current read-ahead chunk: bytes [start, start + buf.length). */
+/** A scanning iterator's current read-ahead chunk: bytes [start, start + buf.length) of the
+ *  file, held in `chunk` (which the iterator owns until releaseReadAhead). */
 export interface ReadAhead {
   buf: Buffer | undefined;
   start: number;
+  chunk: Buffer | undefined;
+}
+
+/**
+ * Spare read-ahead chunks. A compaction reads every input byte through one; a fresh 256 KiB
+ * ArrayBuffer per read lived long enough under paced compactions to be promoted, and V8 starts
+ * a full GC per 64 MB of such external memory (bench/RESULTS.md, session 14).
+ */
+const spareChunks: Buffer[] = [];
+const MAX_SPARE_CHUNKS = 8;
+
+function takeChunk(len: number): Buffer {
+  if (len <= SCAN_READAHEAD) return spareChunks.pop() ?? Buffer.allocUnsafeSlow(SCAN_READAHEAD);
+  return Buffer.allocUnsafeSlow(len);
+}
+
+function releaseChunk(chunk: Buffer): void {
+  if (chunk.length === SCAN_READAHEAD && spareChunks.length < MAX_SPARE_CHUNKS) spareChunks.push(chunk);
+}
+
+/** Hands a closed scanning iterator's chunk back for the next one: call only once nothing read
+ *  through it is in use (TableIterator.close: its views were valid until it moved). */
+export function releaseReadAhead(ra: ReadAhead): void {
+  if (ra.chunk !== undefined) releaseChunk(ra.chunk);
+  ra.chunk = undefined;
+  ra.buf = undefined;
 }
 
 function preadFully(fd: number, buf: Buffer, position: number, path: string): void {
