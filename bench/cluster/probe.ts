@@ -147,7 +147,7 @@ async function main(): Promise<void> {
     for (const k of keys) d[k] = (after[i]!.host[k] ?? 0) - (before[i]!.host[k] ?? 0);
     d['transfers'] = after[i]!.transfers - before[i]!.transfers;
     d['termsUp'] = after[i]!.termSum - before[i]!.termSum;
-    for (const k of ['syncs', 'syncMs', 'writeMs']) d[k] = (after[i]!.raft_log[k] ?? 0) - (before[i]!.raft_log[k] ?? 0);
+    for (const k of ['syncs', 'syncMs', 'writeMs', 'coldReads']) d[k] = (after[i]!.raft_log[k] ?? 0) - (before[i]!.raft_log[k] ?? 0);
     for (const k of ['flushes', 'compactions', 'writeSlowdowns', 'writeStalls']) d[`engine.${k}`] = (after[i]!.engine[k] ?? 0) - (before[i]!.engine[k] ?? 0);
     for (const k of ['logGcs', 'logTruncations', 'truncationRoundMs']) d[k] = (after[i]!.host[k] ?? 0) - (before[i]!.host[k] ?? 0);
     for (const k of ['maxTurnMs', 'maxTruncationRoundMs']) d[k] = after[i]!.host[k] ?? 0; // since start

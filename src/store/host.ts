@@ -372,6 +372,7 @@ export class MultiRaftHost {
         if (e.type === EntryType.ConfChange) confState = node.applyConfChange(decodeConfChange(e.data));
       }
     }
+    storage.evictThrough(applied); // replayed from the log at open: applied ones need not stay
     const g: Group = {
       shardId,
       groupId,
@@ -572,9 +573,7 @@ export class MultiRaftHost {
     const st = this.log.group(g.groupId);
     if (to <= from) return 0;
     if (from < st.firstIndex() - 1) return Number.POSITIVE_INFINITY;
-    let n = 0;
-    for (const e of st.entries(from + 1, Math.min(to, st.lastIndex()) + 1, Number.MAX_SAFE_INTEGER)) n += e.data.length;
-    return n;
+    return st.dataBytes(from + 1, to + 1);
   }
 
   /** Bytes of keys and stored values the shard holds in this node's engine (a range scan). */
@@ -1234,6 +1233,8 @@ export class MultiRaftHost {
       g.applied = e.index;
     }
     ab.setApplied(g.shardId, g.applied);
+    // applied: the entries' bytes go (a lagging follower is sent them read back from the log)
+    this.log.group(g.groupId).evictThrough(g.applied);
     if (g.applied - g.snapIndex >= this.o.snapshotEntries) this.truncationWanted = true;
   }
 

@@ -15,11 +15,14 @@
 //    them in that order, so the in-memory updates happen in call order too. The caller keeps at
 //    most one write per group outstanding (the host loop's rule R1), so a group's Storage always
 //    shows exactly its durable state.
-// Entries are kept in memory (with the segment that holds each one, for GC); a group's memory is
-// bounded by compacting behind snapshots. TODO(raft): read cold entries back from segments.
+// Entries are kept in memory (with the segment and record offset that hold each one) until the
+// host evicts them (GroupLog.evictThrough: once applied); entries() reads evicted ones back from
+// their segment. Memory beyond that is bounded by compacting behind snapshots.
 import { BufReader, BufWriter, DOUBLE_ZERO, DecodeError } from '../util/bytes.js';
 import { CorruptionError, KvError } from '../util/errors.js';
+import path from 'node:path';
 import { Wal, segmentFileName, type SyncPolicy, type WalStats } from '../wal/wal.js';
+import { readRecordAt } from '../wal/log-reader.js';
 import {
   type ConfState,
   type Entry,
@@ -31,6 +34,7 @@ import {
   RaftError,
   cloneConfState,
   emptyConfState,
+  entrySize,
   limitSize,
 } from '../raft/index.js';
 
@@ -38,6 +42,10 @@ import {
 const ENTRIES_BUFFER_BYTES = 256 * 1024;
 const SPARE_BUFFERS = 8;
 const MAX_SPARE_BUFFER_BYTES = 4 * 1024 * 1024;
+
+/** The data of an entry whose bytes were dropped from memory (GroupLog.evictThrough); never
+ *  handed out: entries() reads the entry back instead. */
+const EVICTED = new Uint8Array(0);
 
 /** Format version of every record; readers refuse other versions. DO NOT CHANGE. */
 export const RAFTLOG_VERSION = 1;
@@ -92,6 +100,17 @@ export class GroupLog implements Storage {
   private ents: Entry[] = [];
   /** WAL segment holding each entry (parallel to ents) */
   private segs: number[] = [];
+  /** file offset of the ENTRIES record holding each entry in its segment (parallel to ents) */
+  private offs: number[] = [];
+  /** data length of each entry (parallel to ents), known also once the data is evicted */
+  private lens: number[] = [];
+  /** ents[0..cold) had their data dropped (EVICTED); entries() reads them back */
+  private cold = 0;
+  /** The file of a segment of the log (evicted entries are read back from it); set by
+   *  RaftLogStore. */
+  segmentPath: ((segment: number) => string) | undefined;
+  /** the store's counters (entries read back from segments); set by RaftLogStore */
+  counters: { coldReads: number } | undefined;
   hardSeg = 0;
   snapSeg = 0;
 
@@ -105,7 +124,72 @@ export class GroupLog implements Storage {
     if (lo <= this.offset) throw new RaftError('COMPACTED', `group ${this.groupId}: entries(${lo}) below first index ${this.offset + 1}`);
     if (hi > this.lastIndex() + 1) throw new RaftError('UNAVAILABLE', `group ${this.groupId}: entries hi ${hi} beyond ${this.lastIndex()}`);
     if (lo >= hi) return [];
-    return limitSize(this.ents.slice(lo - this.offset - 1, hi - this.offset - 1), maxBytes);
+    const from = lo - this.offset - 1;
+    const to = hi - this.offset - 1;
+    if (from >= this.cold) return limitSize(this.ents.slice(from, to), maxBytes);
+    // Some are evicted: read their records back, only as far as maxBytes reaches (a follower
+    // catching up from far behind asks for much more than one message carries).
+    const out: Entry[] = [];
+    let size = 0;
+    let record: { seg: number; off: number; ents: Entry[] } | undefined;
+    for (let i = from; i < to; i++) {
+      size += entrySize(this.ents[i]!) - this.ents[i]!.data.length + this.lens[i]!; // as limitSize counts
+      if (out.length > 0 && size > maxBytes) break;
+      if (i >= this.cold) {
+        out.push(this.ents[i]!);
+        continue;
+      }
+      if (record === undefined || record.seg !== this.segs[i] || record.off !== this.offs[i]) {
+        record = { seg: this.segs[i]!, off: this.offs[i]!, ents: this.readEntriesRecord(this.segs[i]!, this.offs[i]!) };
+      }
+      const e = record.ents[this.ents[i]!.index - record.ents[0]!.index];
+      if (e === undefined || e.index !== this.ents[i]!.index || e.term !== this.ents[i]!.term) {
+        throw new CorruptionError(this.segmentPath!(record.seg), record.off, `group ${this.groupId}: the record there does not hold entry ${this.ents[i]!.index} of term ${this.ents[i]!.term}`);
+      }
+      if (this.counters) this.counters.coldReads++;
+      out.push(e);
+    }
+    return out;
+  }
+
+  /** Bytes of entry data in [lo, hi), evicted entries included; without reading any back. */
+  dataBytes(lo: number, hi: number): number {
+    let n = 0;
+    for (let i = Math.max(lo, this.offset + 1) - this.offset - 1; i < Math.min(hi, this.lastIndex() + 1) - this.offset - 1; i++) n += this.lens[i]!;
+    return n;
+  }
+
+  /**
+   * Drops the data of the entries up to `index` from memory (they stay in their segments, and
+   * entries() reads them back): called once the host applied them, when what still needs them
+   * is a follower far behind. Their ArrayBuffers would otherwise live until the next
+   * truncation, and V8 starts a full GC per 64 MB of such memory.
+   */
+  evictThrough(index: number): void {
+    const end = Math.min(index, this.lastIndex()) - this.offset;
+    for (let i = this.cold; i < end; i++) {
+      if (this.offs[i]! < 0) break; // where it lives is unknown: keep it
+      const e = this.ents[i]!;
+      this.ents[i] = { term: e.term, index: e.index, type: e.type, data: EVICTED };
+      this.cold = i + 1;
+    }
+  }
+
+  private readEntriesRecord(seg: number, off: number): Entry[] {
+    if (this.segmentPath === undefined) throw new Error(`group ${this.groupId}: evicted entries but no log to read them from`);
+    const file = this.segmentPath(seg);
+    const rec = readRecordAt(file, off);
+    try {
+      const r = new BufReader(rec);
+      const version = r.u8();
+      if (version !== RAFTLOG_VERSION) throw new DecodeError(`unknown raft log record version ${version}`);
+      if (r.u8() !== RecordType.Entries) throw new DecodeError('not an entries record');
+      if (r.varint() !== this.groupId) throw new DecodeError('an entries record of another group');
+      return readEntries(r);
+    } catch (err) {
+      if (err instanceof DecodeError) throw new CorruptionError(file, off, `group ${this.groupId}: ${err.message}`);
+      throw err;
+    }
   }
 
   term(i: number): number {
@@ -151,7 +235,9 @@ export class GroupLog implements Storage {
 
   // ---- mutations (after the record is durable, or during replay) ---------------------------
 
-  applyEntries(ents: Entry[], seg: number): void {
+  /** `off`: the file offset of the record holding `ents` in segment `seg` (-1: unknown, so
+   *  they are never evicted). */
+  applyEntries(ents: Entry[], seg: number, off = -1): void {
     if (ents.length === 0) return;
     const first = ents[0]!.index;
     if (first > this.lastIndex() + 1) {
@@ -159,8 +245,7 @@ export class GroupLog implements Storage {
       // A later snapshot record (re-written by gc) re-establishes the prefix.
       this.offset = first - 1;
       this.offsetTerm = 0;
-      this.ents = [];
-      this.segs = [];
+      this.resetEntries();
     }
     if (first <= this.offset) {
       const skip = this.offset + 1 - first;
@@ -170,10 +255,23 @@ export class GroupLog implements Storage {
     const keep = ents[0]!.index - this.offset - 1;
     this.ents.length = keep;
     this.segs.length = keep;
+    this.offs.length = keep;
+    this.lens.length = keep;
+    if (this.cold > keep) this.cold = keep;
     for (const e of ents) {
       this.ents.push(e);
       this.segs.push(seg);
+      this.offs.push(off);
+      this.lens.push(e.data.length);
     }
+  }
+
+  private resetEntries(): void {
+    this.ents = [];
+    this.segs = [];
+    this.offs = [];
+    this.lens = [];
+    this.cold = 0;
   }
 
   applyHardState(h: HardState, seg: number): void {
@@ -188,8 +286,7 @@ export class GroupLog implements Storage {
     this.snapSeg = seg;
     this.offset = s.metadata.index;
     this.offsetTerm = s.metadata.term;
-    this.ents = [];
-    this.segs = [];
+    this.resetEntries();
   }
 
   applyCreate(s: Snapshot, seg: number): void {
@@ -215,13 +312,15 @@ export class GroupLog implements Storage {
     if (idx >= this.lastIndex()) {
       this.offset = idx;
       this.offsetTerm = s.metadata.term;
-      this.ents = [];
-      this.segs = [];
+      this.resetEntries();
       return;
     }
     const drop = idx - this.offset;
     this.ents = this.ents.slice(drop);
     this.segs = this.segs.slice(drop);
+    this.offs = this.offs.slice(drop);
+    this.lens = this.lens.slice(drop);
+    this.cold = Math.max(0, this.cold - drop);
     this.offset = idx;
     this.offsetTerm = s.metadata.term;
   }
@@ -230,7 +329,8 @@ export class GroupLog implements Storage {
 /** Per-group writes of one ready cycle. */
 export class RaftLogBatch {
   readonly records: Uint8Array[] = [];
-  readonly ops: Array<(seg: number) => void> = [];
+  /** one per record, in order: updates memory once the record is written at (seg, off) */
+  readonly ops: Array<(seg: number, off: number) => void> = [];
   /** Must be durable before write() resolves: set by entries and snapshots; the caller sets it
    *  for a hard state whose term or vote changed (Ready.mustSync). A batch without it (only
    *  commit indexes moved, which Raft may forget) is written without an fsync. */
@@ -251,7 +351,7 @@ export class RaftLogBatch {
     const start = w.length;
     writeEntries(w, groupId, entries);
     this.records.push(w.viewFrom(start));
-    this.ops.push((seg) => this.store.group(groupId).applyEntries(entries, seg));
+    this.ops.push((seg, off) => this.store.group(groupId).applyEntries(entries, seg, off));
     this.sync = true;
     return this;
   }
@@ -308,7 +408,8 @@ export class RaftLogBatch {
 
 export class RaftLogStore {
   private readonly groups = new Map<number, GroupLog>();
-  readonly stats = { writes: 0, records: 0, bytes: DOUBLE_ZERO };
+  /** coldReads: evicted entries read back from their segments (followers far behind) */
+  readonly stats = { writes: 0, records: 0, bytes: DOUBLE_ZERO, coldReads: 0 };
 
   private constructor(
     readonly dir: string,
@@ -340,16 +441,25 @@ export class RaftLogStore {
       if (g.lastIndex() > g.snap.metadata.index && g.firstIndex() > g.snap.metadata.index + 1) {
         throw new CorruptionError(dir, 0, `group ${id}: entries start at ${g.firstIndex()} but snapshot ends at ${g.snap.metadata.index}`);
       }
+      g.segmentPath = store.segmentPath;
+      g.counters = store.stats;
       store.groups.set(id, g);
     }
     return store;
   }
 
+  /** A segment's file (evicted entries are read back from it: GroupLog.entries). */
+  readonly segmentPath = (segment: number): string => path.join(this.dir, segmentFileName(segment));
+
   /** The Storage of a group (created empty if unknown). */
   group(groupId: number): GroupLog {
     checkGroupId(groupId);
     let g = this.groups.get(groupId);
-    if (!g) this.groups.set(groupId, (g = new GroupLog(groupId)));
+    if (!g) {
+      this.groups.set(groupId, (g = new GroupLog(groupId)));
+      g.segmentPath = this.segmentPath;
+      g.counters = this.stats;
+    }
     return g;
   }
 
@@ -374,7 +484,8 @@ export class RaftLogStore {
   /** Persists a batch: one WAL append (one write, one fsync if batch.sync), then updates memory. */
   async write(batch: RaftLogBatch): Promise<void> {
     if (batch.empty) return;
-    const p = this.wal.appendMany(batch.records, batch.sync && this.syncPolicy !== 'off' ? { sync: true, owned: true } : { noSync: true, owned: true });
+    const offsets: number[] = [];
+    const p = this.wal.appendMany(batch.records, batch.sync && this.syncPolicy !== 'off' ? { sync: true, owned: true } : { noSync: true, owned: true }, offsets);
     const seg = this.wal.currentSegment; // appendMany framed the records synchronously
     this.stats.writes++;
     this.stats.records += batch.records.length;
@@ -387,7 +498,7 @@ export class RaftLogStore {
       batch.entriesWriter = undefined;
       this.spareBuffers.push(w.buffer());
     }
-    for (const op of batch.ops) op(seg);
+    for (let i = 0; i < batch.ops.length; i++) batch.ops[i]!(seg, offsets[i]!);
   }
 
   /**
@@ -584,6 +695,21 @@ function readIds(r: BufReader): number[] {
   return out;
 }
 
+/** An ENTRIES record's body after its group id: the entries, with their data copied out. */
+function readEntries(r: BufReader): Entry[] {
+  const first = r.varint();
+  const n = r.varint();
+  const ents: Entry[] = [];
+  for (let i = 0; i < n; i++) {
+    const term = r.varint();
+    const et = r.u8();
+    if (et !== EntryType.Normal && et !== EntryType.ConfChange) throw new DecodeError(`unknown entry type ${et}`);
+    // copy: the record buffer may be reused by the reader
+    ents.push({ term, index: first + i, type: et, data: Uint8Array.from(r.lenBytes()) });
+  }
+  return ents;
+}
+
 function replayRecord(rec: Buffer, seg: number, off: number, get: (id: number) => GroupLog, drop: (id: number) => void): void {
   const file = segmentFileName(seg);
   try {
@@ -593,20 +719,9 @@ function replayRecord(rec: Buffer, seg: number, off: number, get: (id: number) =
     const type = r.u8();
     const groupId = r.varint();
     switch (type) {
-      case RecordType.Entries: {
-        const first = r.varint();
-        const n = r.varint();
-        const ents: Entry[] = [];
-        for (let i = 0; i < n; i++) {
-          const term = r.varint();
-          const et = r.u8();
-          if (et !== EntryType.Normal && et !== EntryType.ConfChange) throw new DecodeError(`unknown entry type ${et}`);
-          // copy: the record buffer may be reused by the reader
-          ents.push({ term, index: first + i, type: et, data: Uint8Array.from(r.lenBytes()) });
-        }
-        get(groupId).applyEntries(ents, seg);
+      case RecordType.Entries:
+        get(groupId).applyEntries(readEntries(r), seg, off);
         return;
-      }
       case RecordType.HardState:
         get(groupId).applyHardState({ term: r.varint(), vote: r.varint(), commit: r.varint() }, seg);
         return;

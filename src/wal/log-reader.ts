@@ -4,7 +4,7 @@
 //    records before it are returned and `torn` says where the valid prefix ends;
 //  - damage followed by any valid record, or any damage when the tail is not tolerated, is a
 //    CorruptionError naming the file and offset. Damage is never skipped silently.
-import { promises as fsp } from 'node:fs';
+import { closeSync, openSync, promises as fsp, readSync } from 'node:fs';
 import { CorruptionError } from '../util/errors.js';
 import { crc32c, unmaskCrc } from '../util/crc32c.js';
 import { readU64 } from '../util/bytes.js';
@@ -66,6 +66,36 @@ function parseFragment(buf: Buffer, pos: number): Fragment | string {
   if (unmaskCrc(storedCrc) !== actual) return 'checksum mismatch';
   if (type < RecordType.Full || type > RecordType.FileHeader) return `unknown record type ${type}`;
   return { type, data: buf.subarray(pos + HEADER_SIZE, end), end };
+}
+
+/**
+ * Reads back the one record whose first fragment starts at `offset` of `file` (an offset the
+ * writer reported: Wal.appendMany's `positions`), verifying every fragment. For logs that keep
+ * an index of their records instead of their bytes (the Raft log's cold entries). Throws a
+ * CorruptionError naming the file and offset when the bytes there are not a whole record.
+ */
+export function readRecordAt(file: string, offset: number): Buffer {
+  const fd = openSync(file, 'r');
+  try {
+    const parts: Buffer[] = [];
+    let pos = offset;
+    for (;;) {
+      // fragments never straddle a block: read the block holding this one
+      const blockStart = pos - (pos % BLOCK_SIZE);
+      const block = Buffer.allocUnsafe(BLOCK_SIZE);
+      const n = readSync(fd, block, 0, BLOCK_SIZE, blockStart);
+      const f = parseFragment(block.subarray(0, n), pos - blockStart);
+      if (typeof f === 'string') throw new CorruptionError(file, pos, `reading the record at ${offset}: ${f}`);
+      const expected = parts.length === 0 ? [RecordType.Full, RecordType.First] : [RecordType.Middle, RecordType.Last];
+      if (!expected.includes(f.type)) throw new CorruptionError(file, pos, `reading the record at ${offset}: fragment of type ${f.type} where ${parts.length === 0 ? 'a record starts' : 'one continues'}`);
+      parts.push(f.data);
+      if (f.type === RecordType.Full || f.type === RecordType.Last) break;
+      pos = blockStart + BLOCK_SIZE; // a FIRST or MIDDLE fragment fills its block
+    }
+    return parts.length === 1 ? parts[0]! : Buffer.concat(parts);
+  } finally {
+    closeSync(fd);
+  }
 }
 
 /** True when some valid fragment starts after `badPos`: then the damage is not a torn tail. */

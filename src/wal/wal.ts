@@ -18,6 +18,7 @@ import type { FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { DOUBLE_ZERO } from '../util/bytes.js';
 import { KvError } from '../util/errors.js';
+import { BLOCK_SIZE, HEADER_SIZE } from './format.js';
 import { LogEncoder } from './log-writer.js';
 import { readLogFile, type TornTail } from './log-reader.js';
 
@@ -181,14 +182,28 @@ export class Wal {
     return this.appendMany([record], options);
   }
 
-  /** Appends records contiguously with one acknowledgement. */
-  appendMany(records: readonly Uint8Array[], options?: AppendOptions): Promise<void> {
+  /** Appends records contiguously with one acknowledgement. With `positions`, pushes onto it
+   *  each record's file offset in the segment that is current once this returns
+   *  (readRecordAt reads one back). */
+  appendMany(records: readonly Uint8Array[], options?: AppendOptions, positions?: number[]): Promise<void> {
     if (this.failure) return Promise.reject(new KvError('IO_ERROR', 'write-ahead log failed earlier; reopen to recover', { cause: this.failure }));
     if (this.closed) return Promise.reject(new KvError('CLOSED', 'write-ahead log is closed'));
     let seg = this.segments[this.segments.length - 1]!;
     if (seg.size >= this.segmentBytes) seg = this.segments[this.rotateInternal()]!;
     const before = seg.encoder.pendingBytes;
-    for (const r of records) seg.encoder.add(r, options?.owned === true);
+    if (positions === undefined) {
+      for (const r of records) seg.encoder.add(r, options?.owned === true);
+    } else {
+      let at = seg.size;
+      for (const r of records) {
+        // the encoder pads a block tail too short for a header and starts the record after it
+        const left = BLOCK_SIZE - (at % BLOCK_SIZE);
+        positions.push(left < HEADER_SIZE ? at + left : at);
+        const b = seg.encoder.pendingBytes;
+        seg.encoder.add(r, options?.owned === true);
+        at += seg.encoder.pendingBytes - b;
+      }
+    }
     seg.size += seg.encoder.pendingBytes - before;
     this.stats.records += records.length;
     const level: 0 | 1 | 2 = options?.sync ? 2 : options?.noSync || this.policy === 'off' ? 0 : this.policy === 'always' ? 2 : 1;

@@ -137,6 +137,34 @@ describe('store: MultiRaftHost (3 hosts, LocalHub, real files)', function () {
     }
   });
 
+  it('a host down for a while catches up from entries the leader evicted from memory and reads back from its log', async () => {
+    c = new TestCluster([1, 2, 3], [0]);
+    await c.startAll();
+    c.hosts.get(1)!.campaign(0);
+    await c.waitLeaders();
+    const leader = c.leader(0)!;
+    const want = new Map<string, string>();
+    const put = async (i: number): Promise<void> => {
+      const value = `v${i}-${'x'.repeat(i * 37)}`;
+      await proposeRetry(c, 0, { ops: [{ type: 'put', key: k(`key${i}`), value: v(value) }] });
+      want.set(`key${i}`, value);
+    };
+    // once both followers are replicating (after the election they are probed one message at
+    // a time), nothing is read back while they keep up
+    await put(0);
+    await waitFor(() => [...c.hosts.values()].every((h) => h.appliedIndex(0) >= leader.appliedIndex(0)), 10000, 'followers caught up');
+    const steady = leader.log.stats.coldReads;
+    for (let i = 1; i < 20; i++) await put(i);
+    expect(leader.log.stats.coldReads - steady, 'nothing read back while the followers keep up').to.equal(0);
+    await c.stop(3);
+    for (let i = 20; i < 80; i++) await put(i);
+    const h3 = await c.start(3);
+    await waitFor(() => h3.appliedIndex(0) >= leader.appliedIndex(0), 20000, 'catch-up');
+    expect(leader.log.stats.coldReads, 'the entries host 3 missed, read back from the log').to.be.at.least(60);
+    expect(h3.stats.snapshotsApplied, 'caught up from entries, not a snapshot').to.equal(0);
+    for (const [key, value] of want) expect(h3.readLocal(0, k(key)).value?.toString(), key).to.equal(value);
+  });
+
   /** Host 1 leads shard 0; returns a function that cuts host 1 off (both directions) while `on`. */
   async function ledByHost1(): Promise<(cut: (from: number, to: number) => boolean) => void> {
     c = new TestCluster([1, 2, 3], [0], { requestTimeoutMs: 60000 });
