@@ -65,14 +65,17 @@ export class Memtable {
     let v: Buffer = EMPTY;
     if (valuePrefix !== undefined) v = this.arena.copy(valuePrefix, value);
     else if (value.length > 0) v = this.arena.copy(value);
-    const node = this.list.insert(k, seq, kind, v);
     this.bytes += 2 * k.length + v.length + NODE_OVERHEAD;
-    const prev = this.newest.get(node.skey);
+    const skey = sortKey(k);
+    const prev = this.newest.get(skey);
     if (prev === undefined) {
-      this.newest.set(node.skey, node);
+      this.newest.set(skey, this.list.insert(k, seq, kind, v, skey));
       this.bytes += INDEX_OVERHEAD;
     } else if (prev.seq < seq) {
-      this.newest.set(node.skey, node);
+      // an overwrite: the new version goes right in front of the newest one
+      this.newest.set(skey, this.list.insertBefore(prev, k, seq, kind, v));
+    } else {
+      this.list.insert(k, seq, kind, v, skey);
     }
     if (seq > this.maxSeq) this.maxSeq = seq;
   }

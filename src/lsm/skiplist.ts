@@ -21,6 +21,9 @@ const BRANCHING = 4;
 
 export class SkipNode {
   readonly next: (SkipNode | null)[];
+  /** The node before this one at level 0 (the head for the first): lets a newer version of a
+   *  key be linked in front of the older ones without a search (SkipList.insertBefore). */
+  prev0: SkipNode | null = null;
   constructor(
     /** The key's bytes as a latin1 string: the sort key. */
     readonly skey: string,
@@ -71,9 +74,8 @@ export class SkipList {
   }
 
   /** Links a new node and returns it. */
-  insert(key: Buffer, seq: number, kind: Kind, value: Buffer): SkipNode {
+  insert(key: Buffer, seq: number, kind: Kind, value: Buffer, skey: string = sortKey(key)): SkipNode {
     const prev = this.prevScratch;
-    const skey = sortKey(key);
     let x = this.head;
     for (let level = this.height - 1; level >= 0; level--) {
       let n = x.next[level]!;
@@ -93,6 +95,25 @@ export class SkipList {
       node.next[level] = prev[level]!.next[level]!;
       prev[level]!.next[level] = node;
     }
+    node.prev0 = prev[0]!;
+    if (node.next[0] !== null) node.next[0]!.prev0 = node;
+    this.count++;
+    return node;
+  }
+
+  /**
+   * Links (key, seq) right in front of `x`, at level 0 only: no search. REQUIRES that nothing
+   * orders between them, i.e. x is the newest version of `key` and seq is newer still (an
+   * overwrite: the memtable knows x from its hash index). A version run is short and walked at
+   * level 0 anyway, so these nodes need no height of their own.
+   */
+  insertBefore(x: SkipNode, key: Buffer, seq: number, kind: Kind, value: Buffer): SkipNode {
+    const pred = x.prev0!;
+    const node = new SkipNode(x.skey, key, seq, kind, value, 1);
+    node.next[0] = x;
+    node.prev0 = pred;
+    pred.next[0] = node;
+    x.prev0 = node;
     this.count++;
     return node;
   }
