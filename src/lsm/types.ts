@@ -94,7 +94,7 @@ export type WriteOp =
       value: Uint8Array;
       /** Stored before `value` (the stored value is valuePrefix ++ value): a caller that frames
        *  values with a header of its own passes header and payload without joining them first
-       *  (the batch record is the one copy). */
+       *  (the memtable's arena holds the one copy). */
       valuePrefix?: Uint8Array;
       /**
        * Lazy put (only in a `disableWal` write): visible at once to point reads (get/getSync),

@@ -40,6 +40,8 @@ export interface RaftStatsView {
   logWrites: number;
   logSyncs: number;
   logBytes: number;
+  /** evicted Raft entries read back from the log (sent to a follower that fell behind) */
+  logColdReads: number;
   snapshotsCreated: number;
   snapshotsApplied: number;
   messagesSent: number;
@@ -140,6 +142,7 @@ export class NodeMetrics {
     mirroredCounter(r, 'distcache_raft_log_writes_total', 'Writes to the node-wide Raft log (one per host loop turn with something to persist).', [], () => one(s.raft().logWrites));
     mirroredCounter(r, 'distcache_raft_log_fsyncs_total', 'fsyncs of the node-wide Raft log.', [], () => one(s.raft().logSyncs));
     mirroredCounter(r, 'distcache_raft_log_bytes_total', 'Record bytes written to the node-wide Raft log.', [], () => one(s.raft().logBytes));
+    mirroredCounter(r, 'distcache_raft_log_cold_reads_total', 'Raft entries read back from the log because they had left memory (applied here; a follower that fell behind needed them).', [], () => one(s.raft().logColdReads));
     mirroredCounter(r, 'distcache_raft_snapshots_total', 'Raft snapshots: created (log compaction) and applied (received from a leader).', ['kind'], () => {
       const x = s.raft();
       return [[{ kind: 'created' }, x.snapshotsCreated], [{ kind: 'applied' }, x.snapshotsApplied]];

@@ -21,6 +21,7 @@ export function metricsSources(node: CacheNode): MetricsSources {
         logWrites: host.log.stats.writes,
         logSyncs: host.log.syncs,
         logBytes: host.log.stats.bytes,
+        logColdReads: host.log.stats.coldReads,
         snapshotsCreated: h.snapshotsCreated,
         snapshotsApplied: h.snapshotsApplied,
         messagesSent: h.messagesSent,

@@ -173,7 +173,8 @@ export function decodeBatch(buf: Buffer): GroupMessage[] {
       if (e.type > 1) throw new DecodeError(`raft batch: unknown entry type ${e.type}`);
       // A view, not a copy: entries are the bulk of a batch (a put's value, on every follower),
       // and the received buffer is ours (gRPC hands each message its own); it lives while the
-      // Raft log keeps any of its entries in memory, i.e. until the next truncation round.
+      // Raft log keeps any of its entries in memory, i.e. until this node applied them
+      // (GroupLog.evictThrough).
       e.data = r.lenBytes();
       m.entries.push(e);
     }

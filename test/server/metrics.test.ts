@@ -94,6 +94,7 @@ describe('server: Prometheus metrics (child process)', function () {
     expect(valueOf(after, 'distcache_raft_commands_proposed_total') - valueOf(before, 'distcache_raft_commands_proposed_total')).to.equal(5);
     expect(valueOf(after, 'distcache_raft_log_fsyncs_total') - valueOf(before, 'distcache_raft_log_fsyncs_total')).to.be.at.least(5);
     expect(valueOf(after, 'distcache_raft_log_bytes_total')).to.be.greaterThan(valueOf(before, 'distcache_raft_log_bytes_total'));
+    expect(valueOf(after, 'distcache_raft_log_cold_reads_total'), 'a single node never sends entries read back from its log').to.equal(0);
     expect(valueOf(after, 'distcache_engine_flushes_total') - valueOf(before, 'distcache_engine_flushes_total')).to.be.at.least(1);
     expect(valueOf(after, 'distcache_engine_level_files', { level: '0' }) + valueOf(after, 'distcache_engine_level_files', { level: '1' })).to.be.at.least(1);
     for (const name of [
@@ -102,6 +103,7 @@ describe('server: Prometheus metrics (child process)', function () {
       'distcache_engine_compactions_total',
       'distcache_transport_batches_total',
       'distcache_raft_messages_total',
+      'distcache_raft_log_cold_reads_total',
       'distcache_client_connections',
       'process_cpu_user_seconds_total',
       'nodejs_heap_size_used_bytes',
