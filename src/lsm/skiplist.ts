@@ -2,12 +2,15 @@
 // internal keys are (user key ascending, sequence descending). Written here, no library.
 //
 // Invariants:
-//  1. Nodes are only ever inserted, never removed or modified, so a node reference held by an
-//     iterator stays valid and its `next[0]` chain always leads to every later key.
+//  1. Nodes are only ever inserted, never removed; a node's key, sequence and value never change
+//     (only its links do), so a node reference held by an iterator stays valid and its `next[0]`
+//     chain always leads to every later key.
 //  2. Sequences are unique across the engine, so no two nodes compare equal.
 //  3. A reader interleaved with a writer (the engine awaits between them) sees each node either
-//     fully linked or not at all: insert() is synchronous and links bottom-up.
-// The list owns the Buffers given to insert(): callers pass copies.
+//     fully linked or not at all: insert() and insertBefore() are synchronous.
+//  4. Level 0 is doubly linked (`prev0`), so an overwrite whose older version the caller knows is
+//     linked in front of it without a search (insertBefore).
+// The list owns the Buffers given to insert(): callers pass copies (the memtable's arena).
 //
 // Why each node also keeps its key as a latin1 string: a seek over a large memtable is bound by
 // memory latency, not by arithmetic. Comparing Buffers touches node → Buffer object → off-heap
