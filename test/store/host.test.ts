@@ -171,6 +171,16 @@ describe('store: MultiRaftHost (3 hosts, LocalHub, real files)', function () {
     await c.startAll();
     c.hosts.get(1)!.campaign(0);
     await c.waitLeaders();
+    // the new leader's empty entry must be everywhere and applied first: otherwise a test's
+    // "lastIndex grew on the followers" could be that entry rather than the proposal under test
+    const h1 = c.hosts.get(1)!;
+    await waitFor(() => {
+      const last = h1.replicaStatus(0).lastIndex;
+      return last > 0 && [1, 2, 3].every((id) => {
+        const s = c.hosts.get(id)!.replicaStatus(0);
+        return s.lastIndex === last && s.applied === last;
+      });
+    }, 10000, 'the leader entry replicated and applied everywhere');
     return (cut) => {
       c.hub.drop = (from, to) => cut(from, to);
     };
