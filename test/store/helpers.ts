@@ -63,6 +63,14 @@ export class TestCluster {
     }), timeoutMs, 'leaders');
   }
 
+  /** waitLeaders, then a barrier at every shard's leader: each leader has committed and applied
+   *  an entry of its own term, so its appliedIndex covers everything committed before (right
+   *  after waitLeaders a new leader may not have applied its predecessors' last entries yet). */
+  async settle(timeoutMs = 10000): Promise<void> {
+    await this.waitLeaders(timeoutMs);
+    await Promise.all(this.shards.map((s) => this.leader(s)!.barrier(s)));
+  }
+
   async closeAll(): Promise<void> {
     for (const id of [...this.hosts.keys()]) await this.stop(id);
   }

@@ -54,7 +54,9 @@ describe('store: leader-lease reads', function () {
   });
 
   it('reads keep being answered from the lease under a write load (appends renew it: no heartbeats next to them)', async () => {
-    c = new TestCluster([1, 2, 3], [0], { readOnlyOption: 'lease', requestTimeoutMs: 2000 });
+    // electionTick 50: a 470 ms lease, so one slow fsync on a busy machine does not let it lapse
+    // (this test is about appends renewing it, the first one about it ending)
+    c = new TestCluster([1, 2, 3], [0], { readOnlyOption: 'lease', requestTimeoutMs: 2000, electionTick: 50 });
     await c.startAll();
     c.hosts.get(1)!.campaign(0);
     await c.waitLeaders();

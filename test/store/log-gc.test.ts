@@ -143,7 +143,7 @@ async function crashAllAndCheck(c: TestCluster, latest: Map<string, { version: n
   for (const id of [1, 2, 3]) await c.stop(id, { crash: true });
   await c.startAll();
   c.campaignSpread();
-  await c.waitLeaders();
+  await c.settle();
   for (const [k, want] of latest) {
     const [shard, key] = k.split('/') as [string, string];
     for (const h of c.hosts.values()) {
