@@ -12,12 +12,13 @@
 //    even though the files are written asynchronously. rotate() is synchronous for that reason.
 //  - After a failed write or sync the log refuses further appends (the page cache can no longer
 //    be trusted to hold what was not synced); reopen to recover.
-//  - Recovery truncates a torn tail of the LAST segment only; damage elsewhere is a CorruptionError.
+//  - Recovery truncates a torn tail of the last segment holding records (header-only spares may
+//    follow it); damage anywhere else is a CorruptionError.
 import { promises as fsp, writevSync } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { DOUBLE_ZERO } from '../util/bytes.js';
-import { KvError } from '../util/errors.js';
+import { CorruptionError, KvError } from '../util/errors.js';
 import { BLOCK_SIZE, HEADER_SIZE } from './format.js';
 import { LogEncoder } from './log-writer.js';
 import { readLogFile, type TornTail } from './log-reader.js';
@@ -155,18 +156,28 @@ export class Wal {
     const all = await listSegments(dir);
     for (const n of all) if (n < minSegment) await fsp.rm(path.join(dir, segmentFileName(n)), { force: true });
     const live = all.filter((n) => n >= minSegment);
-    for (let i = 0; i < live.length; i++) {
-      const n = live[i]!;
+    // A torn tail is possible in the last segment that holds records, not only in the last file:
+    // a spare made ahead (prepareNextSegment) exists, header only, while the segment before it
+    // is being written. Damage at the end of a segment is a torn tail only if no later segment
+    // holds a record (a retired segment is synced before anything after it is written).
+    const torn: { n: number; file: string; tail: TornTail }[] = [];
+    for (const n of live) {
       const file = path.join(dir, segmentFileName(n));
-      const isLast = i === live.length - 1;
-      const result = await readLogFile(file, { tolerateTornTail: isLast, expectFileNumber: n });
-      if (options.onRecord) for (const r of result.records) options.onRecord(r.data, n, r.offset);
-      if (result.torn) {
-        // A file whose header never made it is removed; otherwise cut at the valid prefix.
-        if (result.torn.offset === 0) await fsp.rm(file, { force: true });
-        else await truncateDurably(file, result.torn.offset);
-        options.onTornTail?.(n, result.torn);
+      const result = await readLogFile(file, { tolerateTornTail: true, expectFileNumber: n });
+      if (result.records.length > 0 && torn.length > 0) {
+        // records after the damage: re-read the damaged file strictly for the precise error
+        const first = torn[0]!;
+        await readLogFile(first.file, { tolerateTornTail: false, expectFileNumber: first.n });
+        throw new CorruptionError(first.file, first.tail.offset, `${first.tail.reason} (segment ${n} after it holds records: not a torn tail)`);
       }
+      if (options.onRecord) for (const r of result.records) options.onRecord(r.data, n, r.offset);
+      if (result.torn) torn.push({ n, file, tail: result.torn });
+    }
+    for (const { n, file, tail } of torn) {
+      // A file whose header never made it is removed; otherwise cut at the valid prefix.
+      if (tail.offset === 0) await fsp.rm(file, { force: true });
+      else await truncateDurably(file, tail.offset);
+      options.onTornTail?.(n, tail);
     }
     const last = live.length > 0 ? live[live.length - 1]! : Math.max(0, minSegment - 1);
     return new Wal(dir, options, last + 1);

@@ -126,6 +126,44 @@ describe('wal: recovery', () => {
     expect((caught as CorruptionError).file).to.equal(first);
   });
 
+  it('a torn tail in the segment being written is recovered while the spare made ahead of it follows (header only)', async () => {
+    const dir = tempDir();
+    const { wal } = await recover(dir, { sync: 'always', prepareNextSegment: true });
+    for (const r of ['a', 'b', 'c']) await wal.append(Buffer.from(r.repeat(100)));
+    for (let i = 0; i < 200 && (await listSegments(dir)).length < 2; i++) await new Promise((r) => setTimeout(r, 5));
+    expect(await listSegments(dir), 'the spare exists').to.deep.equal([1, 2]);
+    await wal.close();
+    // a crash between the writes of one batch: the last record reached the file only in part
+    const first = path.join(dir, segmentFileName(1));
+    truncateSync(first, statSync(first).size - 40);
+    const torn: number[] = [];
+    const records: string[] = [];
+    const w2 = await Wal.open(dir, { prepareNextSegment: true, onRecord: (r) => records.push(String(r)), onTornTail: (n) => torn.push(n) });
+    expect(records).to.deep.equal(['a'.repeat(100), 'b'.repeat(100)]);
+    expect(torn).to.deep.equal([1]);
+    await w2.append(Buffer.from('d'));
+    await w2.close();
+    const again: string[] = [];
+    await (await Wal.open(dir, { onRecord: (r) => again.push(String(r)), onTornTail: () => expect.fail('the tail was cut durably') })).close();
+    expect(again).to.deep.equal(['a'.repeat(100), 'b'.repeat(100), 'd']);
+  });
+
+  it('damage at the end of a segment is corruption when a later segment holds records, even past an empty one', async () => {
+    const dir = tempDir();
+    const { wal } = await recover(dir, { sync: 'off' });
+    await wal.append(Buffer.from('one'));
+    wal.rotate();
+    wal.rotate(); // segment 2 stays empty (header only)
+    await wal.append(Buffer.from('three'));
+    await wal.close();
+    const first = path.join(dir, segmentFileName(1));
+    truncateSync(first, statSync(first).size - 1);
+    let caught: unknown;
+    await recover(dir).catch((e) => (caught = e));
+    expect(caught).to.be.instanceOf(CorruptionError);
+    expect((caught as CorruptionError).file).to.equal(first);
+  });
+
   it('a zero-length last segment (crash right after create) is dropped', async () => {
     const dir = tempDir();
     const { wal } = await recover(dir, { sync: 'off' });
