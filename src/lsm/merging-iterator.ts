@@ -2,109 +2,151 @@
 // few (memtables, L0 files, one per deeper level), so the current child is found by a linear
 // scan rather than a heap. Switching direction repositions every other child around the current
 // key, the approach LevelDB's merger takes. Entries are unique (sequences are), so no ties.
+//
+// Each child's current user key and sequence are cached, and re-read only from a child that
+// moved: a step of a compaction over N inputs then costs one key view instead of 2N (a table
+// child's userKey() is a fresh subarray; they were most of a compacting node's JS allocation).
+// A cached key is a view into the child's current block, valid until that child moves, and
+// every move goes through this class, which re-reads the key right after it.
 import { compareKeySeq, type Kind } from './keys.js';
 import type { InternalIterator } from './internal-iterator.js';
 
 export class MergingIterator implements InternalIterator {
-  private current: InternalIterator | null = null;
+  /** index of the child at the merged position, -1 when none is valid */
+  private current = -1;
   private forward = true;
+  /** per child: its current user key (null when it is not valid) and sequence */
+  private readonly keys: (Buffer | null)[];
+  private readonly seqs: number[];
 
-  constructor(private readonly children: InternalIterator[]) {}
+  constructor(private readonly children: InternalIterator[]) {
+    this.keys = children.map(() => null);
+    this.seqs = children.map(() => 0);
+  }
 
   valid(): boolean {
-    return this.current !== null && this.current.valid();
+    return this.current >= 0;
   }
 
   seekToFirst(): void {
     for (const c of this.children) c.seekToFirst();
     this.forward = true;
+    this.refreshAll();
     this.pickSmallest();
   }
 
   seekToLast(): void {
     for (const c of this.children) c.seekToLast();
     this.forward = false;
+    this.refreshAll();
     this.pickLargest();
   }
 
   seek(key: Uint8Array, seq: number): void {
     for (const c of this.children) c.seek(key, seq);
     this.forward = true;
+    this.refreshAll();
     this.pickSmallest();
   }
 
   seekForPrev(key: Uint8Array, seq: number): void {
     for (const c of this.children) c.seekForPrev(key, seq);
     this.forward = false;
+    this.refreshAll();
     this.pickLargest();
   }
 
   next(): void {
-    const cur = this.current!;
+    const i = this.current;
+    const cur = this.children[i]!;
     if (!this.forward) {
       // Every other child is positioned at or before the current key; move each to the first
       // entry after it.
-      const k = Buffer.from(cur.userKey());
-      const s = cur.seq();
+      const k = Buffer.from(this.keys[i]!);
+      const s = this.seqs[i]!;
       for (const c of this.children) {
         if (c === cur) continue;
         c.seek(k, s);
         if (c.valid() && compareKeySeq(c.userKey(), c.seq(), k, s) === 0) c.next();
       }
       this.forward = true;
+      this.refreshAll();
     }
     cur.next();
+    this.refresh(i);
     this.pickSmallest();
   }
 
   prev(): void {
-    const cur = this.current!;
+    const i = this.current;
+    const cur = this.children[i]!;
     if (this.forward) {
-      const k = Buffer.from(cur.userKey());
-      const s = cur.seq();
+      const k = Buffer.from(this.keys[i]!);
+      const s = this.seqs[i]!;
       for (const c of this.children) {
         if (c === cur) continue;
         c.seekForPrev(k, s);
         if (c.valid() && compareKeySeq(c.userKey(), c.seq(), k, s) === 0) c.prev();
       }
       this.forward = false;
+      this.refreshAll();
     }
     cur.prev();
+    this.refresh(i);
     this.pickLargest();
   }
 
   userKey(): Buffer {
-    return this.current!.userKey();
+    return this.keys[this.current]!;
   }
   seq(): number {
-    return this.current!.seq();
+    return this.seqs[this.current]!;
   }
   kind(): Kind {
-    return this.current!.kind();
+    return this.children[this.current]!.kind();
   }
   value(): Buffer {
-    return this.current!.value();
+    return this.children[this.current]!.value();
   }
 
   close(): void {
     for (const c of this.children) c.close();
-    this.current = null;
+    this.current = -1;
+    this.keys.fill(null);
+  }
+
+  private refresh(i: number): void {
+    const c = this.children[i]!;
+    if (c.valid()) {
+      this.keys[i] = c.userKey();
+      this.seqs[i] = c.seq();
+    } else this.keys[i] = null;
+  }
+
+  private refreshAll(): void {
+    for (let i = 0; i < this.children.length; i++) this.refresh(i);
   }
 
   private pickSmallest(): void {
-    let best: InternalIterator | null = null;
-    for (const c of this.children) {
-      if (!c.valid()) continue;
-      if (best === null || compareKeySeq(c.userKey(), c.seq(), best.userKey(), best.seq()) < 0) best = c;
+    const keys = this.keys;
+    const seqs = this.seqs;
+    let best = -1;
+    for (let i = 0; i < keys.length; i++) {
+      const k = keys[i];
+      if (k === null || k === undefined) continue;
+      if (best < 0 || compareKeySeq(k, seqs[i]!, keys[best]!, seqs[best]!) < 0) best = i;
     }
     this.current = best;
   }
 
   private pickLargest(): void {
-    let best: InternalIterator | null = null;
-    for (const c of this.children) {
-      if (!c.valid()) continue;
-      if (best === null || compareKeySeq(c.userKey(), c.seq(), best.userKey(), best.seq()) > 0) best = c;
+    const keys = this.keys;
+    const seqs = this.seqs;
+    let best = -1;
+    for (let i = 0; i < keys.length; i++) {
+      const k = keys[i];
+      if (k === null || k === undefined) continue;
+      if (best < 0 || compareKeySeq(k, seqs[i]!, keys[best]!, seqs[best]!) > 0) best = i;
     }
     this.current = best;
   }
