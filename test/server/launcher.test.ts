@@ -31,7 +31,7 @@ describe('server: bin/cache-server launcher', function () {
     }
   });
 
-  it('execs node on cache-server.js under its own PID, with glibc huge pages on by default', async () => {
+  it('execs node on cache-server.js under its own PID, with glibc huge pages and a fixed heap growing factor by default', async () => {
     const env: Record<string, string> = {};
     if (process.env['GLIBC_TUNABLES'] !== undefined) env['GLIBC_TUNABLES'] = ''; // ':=' default applies to unset and empty
     const s = await started(env);
@@ -41,6 +41,8 @@ describe('server: bin/cache-server launcher', function () {
     expect(cmdline[0]).to.equal(process.execPath);
     expect(cmdline.some((a) => a.endsWith('dist/src/cli/cache-server.js'))).to.equal(true);
     expect(procEnv(pid).get('GLIBC_TUNABLES')).to.equal('glibc.malloc.hugetlb=1');
+    // a fixed V8 heap growing factor (no full-GC storm when writes resume after a quiet spell)
+    expect(cmdline.slice(1, cmdline.indexOf(cmdline.find((a) => a.endsWith('cache-server.js'))!))).to.include('--heap-growing-percent=200');
   });
 
   it("keeps an operator's own GLIBC_TUNABLES", async () => {
