@@ -32,28 +32,28 @@ export class MergingIterator implements InternalIterator {
     for (const c of this.children) c.seekToFirst();
     this.forward = true;
     this.refreshAll();
-    this.pickSmallest();
+    this.pick(1);
   }
 
   seekToLast(): void {
     for (const c of this.children) c.seekToLast();
     this.forward = false;
     this.refreshAll();
-    this.pickLargest();
+    this.pick(-1);
   }
 
   seek(key: Uint8Array, seq: number): void {
     for (const c of this.children) c.seek(key, seq);
     this.forward = true;
     this.refreshAll();
-    this.pickSmallest();
+    this.pick(1);
   }
 
   seekForPrev(key: Uint8Array, seq: number): void {
     for (const c of this.children) c.seekForPrev(key, seq);
     this.forward = false;
     this.refreshAll();
-    this.pickLargest();
+    this.pick(-1);
   }
 
   next(): void {
@@ -74,7 +74,7 @@ export class MergingIterator implements InternalIterator {
     }
     cur.next();
     this.refresh(i);
-    this.pickSmallest();
+    this.pick(1);
   }
 
   prev(): void {
@@ -93,7 +93,7 @@ export class MergingIterator implements InternalIterator {
     }
     cur.prev();
     this.refresh(i);
-    this.pickLargest();
+    this.pick(-1);
   }
 
   userKey(): Buffer {
@@ -127,26 +127,15 @@ export class MergingIterator implements InternalIterator {
     for (let i = 0; i < this.children.length; i++) this.refresh(i);
   }
 
-  private pickSmallest(): void {
+  /** The valid child first in direction `dir` (1: smallest, -1: largest). */
+  private pick(dir: 1 | -1): void {
     const keys = this.keys;
     const seqs = this.seqs;
     let best = -1;
     for (let i = 0; i < keys.length; i++) {
       const k = keys[i];
       if (k === null || k === undefined) continue;
-      if (best < 0 || compareKeySeq(k, seqs[i]!, keys[best]!, seqs[best]!) < 0) best = i;
-    }
-    this.current = best;
-  }
-
-  private pickLargest(): void {
-    const keys = this.keys;
-    const seqs = this.seqs;
-    let best = -1;
-    for (let i = 0; i < keys.length; i++) {
-      const k = keys[i];
-      if (k === null || k === undefined) continue;
-      if (best < 0 || compareKeySeq(k, seqs[i]!, keys[best]!, seqs[best]!) > 0) best = i;
+      if (best < 0 || compareKeySeq(k, seqs[i]!, keys[best]!, seqs[best]!) * dir < 0) best = i;
     }
     this.current = best;
   }
