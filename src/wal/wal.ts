@@ -159,16 +159,20 @@ export class Wal {
     // A torn tail is possible in the last segment that holds records, not only in the last file:
     // a spare made ahead (prepareNextSegment) exists, header only, while the segment before it
     // is being written. Damage at the end of a segment is a torn tail only if no later segment
-    // holds a record (a retired segment is synced before anything after it is written).
+    // holds anything past its header (a retired segment is synced before anything after it is
+    // written).
     const torn: { n: number; file: string; tail: TornTail }[] = [];
     for (const n of live) {
       const file = path.join(dir, segmentFileName(n));
       const result = await readLogFile(file, { tolerateTornTail: true, expectFileNumber: n });
-      if (result.records.length > 0 && torn.length > 0) {
-        // records after the damage: re-read the damaged file strictly for the precise error
+      // anything past the header, even a torn first record, was written after the earlier
+      // segments were synced
+      const written = result.records.length > 0 || (result.torn !== undefined && result.torn.offset > 0);
+      if (written && torn.length > 0) {
+        // writes after the damage: re-read the damaged file strictly for the precise error
         const first = torn[0]!;
         await readLogFile(first.file, { tolerateTornTail: false, expectFileNumber: first.n });
-        throw new CorruptionError(first.file, first.tail.offset, `${first.tail.reason} (segment ${n} after it holds records: not a torn tail)`);
+        throw new CorruptionError(first.file, first.tail.offset, `${first.tail.reason} (segment ${n} after it was written to: not a torn tail)`);
       }
       if (options.onRecord) for (const r of result.records) options.onRecord(r.data, n, r.offset);
       if (result.torn) torn.push({ n, file, tail: result.torn });

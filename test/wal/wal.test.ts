@@ -164,6 +164,23 @@ describe('wal: recovery', () => {
     expect((caught as CorruptionError).file).to.equal(first);
   });
 
+  it('damage at the end of a segment is corruption when the next one holds even a torn record', async () => {
+    const dir = tempDir();
+    const { wal } = await recover(dir, { sync: 'off' });
+    await wal.append(Buffer.from('one'));
+    wal.rotate();
+    await wal.append(Buffer.alloc(500, 2));
+    await wal.close();
+    const first = path.join(dir, segmentFileName(1));
+    const second = path.join(dir, segmentFileName(2));
+    truncateSync(first, statSync(first).size - 1);
+    truncateSync(second, statSync(second).size - 100); // its only record cut short
+    let caught: unknown;
+    await recover(dir).catch((e) => (caught = e));
+    expect(caught).to.be.instanceOf(CorruptionError);
+    expect((caught as CorruptionError).file).to.equal(first);
+  });
+
   it('a zero-length last segment (crash right after create) is dropped', async () => {
     const dir = tempDir();
     const { wal } = await recover(dir, { sync: 'off' });
