@@ -15,6 +15,17 @@ async function recover(dir: string, opts: Parameters<typeof Wal.open>[1] = {}): 
   return { wal, records };
 }
 
+/** Cuts the last byte of segment 1 and expects opening `dir` to fail with a CorruptionError
+ *  naming that file (later segments were written to: the damage cannot be a torn append). */
+async function expectTailDamageIsCorruption(dir: string): Promise<void> {
+  const first = path.join(dir, segmentFileName(1));
+  truncateSync(first, statSync(first).size - 1);
+  let caught: unknown;
+  await recover(dir).catch((e) => (caught = e));
+  expect(caught).to.be.instanceOf(CorruptionError);
+  expect((caught as CorruptionError).file).to.equal(first);
+}
+
 describe('wal: record framing', () => {
   it('round-trips records of every size class, including ones spanning many blocks', () => {
     const seed = seedFromEnv();
@@ -118,12 +129,7 @@ describe('wal: recovery', () => {
     wal.rotate();
     await wal.append(Buffer.from('two'));
     await wal.close();
-    const first = path.join(dir, segmentFileName(1));
-    truncateSync(first, statSync(first).size - 1);
-    let caught: unknown;
-    await recover(dir).catch((e) => (caught = e));
-    expect(caught).to.be.instanceOf(CorruptionError);
-    expect((caught as CorruptionError).file).to.equal(first);
+    await expectTailDamageIsCorruption(dir);
   });
 
   it('a torn tail in the segment being written is recovered while the spare made ahead of it follows (header only)', async () => {
@@ -156,12 +162,7 @@ describe('wal: recovery', () => {
     wal.rotate(); // segment 2 stays empty (header only)
     await wal.append(Buffer.from('three'));
     await wal.close();
-    const first = path.join(dir, segmentFileName(1));
-    truncateSync(first, statSync(first).size - 1);
-    let caught: unknown;
-    await recover(dir).catch((e) => (caught = e));
-    expect(caught).to.be.instanceOf(CorruptionError);
-    expect((caught as CorruptionError).file).to.equal(first);
+    await expectTailDamageIsCorruption(dir);
   });
 
   it('damage at the end of a segment is corruption when the next one holds even a torn record', async () => {
@@ -171,14 +172,9 @@ describe('wal: recovery', () => {
     wal.rotate();
     await wal.append(Buffer.alloc(500, 2));
     await wal.close();
-    const first = path.join(dir, segmentFileName(1));
     const second = path.join(dir, segmentFileName(2));
-    truncateSync(first, statSync(first).size - 1);
     truncateSync(second, statSync(second).size - 100); // its only record cut short
-    let caught: unknown;
-    await recover(dir).catch((e) => (caught = e));
-    expect(caught).to.be.instanceOf(CorruptionError);
-    expect((caught as CorruptionError).file).to.equal(first);
+    await expectTailDamageIsCorruption(dir);
   });
 
   it('a zero-length last segment (crash right after create) is dropped', async () => {
