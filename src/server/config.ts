@@ -87,6 +87,7 @@ export interface NodeConfig {
     readonly sync_policy: SyncPolicy;
     readonly block_cache_mb: number;
     readonly log_writes_in_flight: number;
+    readonly log_syncs_in_flight: number;
   };
   readonly monitoring: {
     readonly enable_monitoring: boolean;
@@ -407,6 +408,10 @@ function buildSchema(): Record<string, Record<string, Leaf>> {
         ...int(1, 64), default: 64,
         doc: 'Raft-log group commits that may wait for the disk at once. Many (default): later writes, heartbeats and acks overlap an earlier fsync. 1: plain group commit, each fsync carrying everything that arrived during the previous one (least CPU per put on a CPU-bound node, but a slow fsync then holds every shard).',
       }),
+      log_syncs_in_flight: leaf('storage', 'log_syncs_in_flight', {
+        ...int(1, 8), default: 1,
+        doc: 'Raft-log fdatasync calls that may be outstanding at once. 1: a write arriving during an fsync waits for it to end, then shares the next. More: its own fsync starts at once (acknowledgements stay in log order).',
+      }),
     },
     monitoring: {
       enable_monitoring: leaf('monitoring', 'enable_monitoring', { format: 'distcache-bool', default: true, doc: 'Serve Prometheus metrics on metrics_port and track hot keys.' }),
@@ -626,6 +631,7 @@ export function loadConfig(options: LoadConfigOptions = {}): NodeConfig {
       sync_policy: st['sync_policy'] as SyncPolicy,
       block_cache_mb: st['block_cache_mb'] as number,
       log_writes_in_flight: st['log_writes_in_flight'] as number,
+      log_syncs_in_flight: st['log_syncs_in_flight'] as number,
     },
     monitoring: {
       enable_monitoring: mo['enable_monitoring'] as boolean,

@@ -292,7 +292,7 @@ export class CacheNode {
       tickMs: this.opts.tickMs ?? 100,
       readOnlyOption: c.cluster.read_mode === 'lease' ? 'lease' : 'safe',
       lsm: { memtableBytes: c.storage.memtable_size_mb * 1024 * 1024, memtableJitter: FLUSH_JITTER, compression: c.storage.enable_compression, blockCacheBytes: c.storage.block_cache_mb * 1024 * 1024, backgroundDutyCycle: c.storage.background_duty_percent / 100, l0CompactionTrigger: c.storage.l0_compaction_trigger },
-      raftLog: { sync: c.storage.sync_policy },
+      raftLog: { sync: c.storage.sync_policy, maxSyncsInFlight: c.storage.log_syncs_in_flight },
       logGcJitter: FLUSH_JITTER,
       maxTurnsInFlight: c.storage.log_writes_in_flight,
       slotCount: this.shardMap.shardCount,

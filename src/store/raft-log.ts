@@ -68,6 +68,12 @@ export interface RaftLogOptions {
   sync?: SyncPolicy;
   segmentBytes?: number;
   batchDelayMs?: number;
+  /** see WalOptions.maxSyncsInFlight */
+  maxSyncsInFlight?: number;
+  /** see WalOptions.recycleSegments. Default 1: the segment the last truncation round freed is
+   *  overwritten instead of a new file appended to (a round frees about one segment; the price
+   *  is one segment's file kept on disk). */
+  recycleSegments?: number;
 }
 
 export interface GcResult {
@@ -431,10 +437,12 @@ export class RaftLogStore {
       sync: options.sync ?? 'always',
       // gc() rotates while the host loop waits for it: the new segment must already exist
       prepareNextSegment: true,
+      recycleSegments: options.recycleSegments ?? 1,
       onRecord: (rec, seg, off) => replayRecord(rec, seg, off, get, (id) => groups.delete(id)),
     };
     if (options.segmentBytes !== undefined) walOpts.segmentBytes = options.segmentBytes;
     if (options.batchDelayMs !== undefined) walOpts.batchDelayMs = options.batchDelayMs;
+    if (options.maxSyncsInFlight !== undefined) walOpts.maxSyncsInFlight = options.maxSyncsInFlight;
     const wal = await Wal.open(dir, walOpts);
     const store = new RaftLogStore(dir, wal, walOpts.sync ?? 'always');
     for (const [id, g] of groups) {

@@ -17,10 +17,18 @@ export const enum RecordType {
   Last = 4,
   /** The first record of every log file: magic, format version, file number. */
   FileHeader = 5,
+  /** Version 2 (recyclable) files only: the segment ends here; the bytes after it are left
+   *  over from the file's earlier life. Written when the segment is retired or the log closed. */
+  SegmentEnd = 6,
 }
 
 /** "DCLOG" + 0x00 0x0d 0x0a: the file header payload's leading magic. */
 export const FILE_MAGIC = Buffer.from([0x44, 0x43, 0x4c, 0x4f, 0x47, 0x00, 0x0d, 0x0a]);
+/** Plain log files: every fragment's checksum covers its type and data. */
 export const FORMAT_VERSION = 1;
+/** Recyclable log files (a retired segment's file reused for a new one, overwritten in place):
+ *  fragments after the file header have checksums seeded with the file number, so records left
+ *  over from the file's earlier life never verify. */
+export const FORMAT_VERSION_RECYCLABLE = 2;
 /** magic(8) | version u32 | file number u64 */
 export const FILE_HEADER_PAYLOAD_SIZE = 20;

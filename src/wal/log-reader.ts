@@ -8,7 +8,10 @@ import { closeSync, openSync, promises as fsp, readSync } from 'node:fs';
 import { CorruptionError } from '../util/errors.js';
 import { crc32c, unmaskCrc } from '../util/crc32c.js';
 import { readU64 } from '../util/bytes.js';
-import { BLOCK_SIZE, FILE_HEADER_PAYLOAD_SIZE, FILE_MAGIC, FORMAT_VERSION, HEADER_SIZE, RecordType } from './format.js';
+import { BLOCK_SIZE, FILE_HEADER_PAYLOAD_SIZE, FILE_MAGIC, FORMAT_VERSION, FORMAT_VERSION_RECYCLABLE, HEADER_SIZE, RecordType } from './format.js';
+import { typeCrcs } from './log-writer.js';
+
+const PLAIN_TYPE_CRC = typeCrcs();
 
 export interface LogRecord {
   /** The record's bytes (a view into the file buffer; stays valid, nothing reuses it). */
@@ -27,6 +30,11 @@ export interface TornTail {
 
 export interface LogReadResult {
   fileNumber: number;
+  /** the file header's format version (0 when the header itself is torn) */
+  version: number;
+  /** a recyclable file that ends with SEGMENT_END (closed or retired cleanly); bytes after it
+   *  are left over from the file's earlier life and are not part of the log */
+  ended: boolean;
   records: LogRecord[];
   /** End offset of the last complete record (the file header counts as a record). */
   validLength: number;
@@ -51,8 +59,9 @@ interface Fragment {
   end: number;
 }
 
-/** Parses the fragment at `pos`, or returns a reason it is not a valid fragment. */
-function parseFragment(buf: Buffer, pos: number): Fragment | string {
+/** Parses the fragment at `pos`, or returns a reason it is not a valid fragment. `typeCrc`:
+ *  the file's checksum seeds (typeCrcs). */
+function parseFragment(buf: Buffer, pos: number, typeCrc: number[]): Fragment | string {
   const blockRemain = BLOCK_SIZE - (pos % BLOCK_SIZE);
   if (buf.length - pos < HEADER_SIZE) return 'truncated record header';
   const storedCrc = buf.readUInt32LE(pos);
@@ -62,9 +71,9 @@ function parseFragment(buf: Buffer, pos: number): Fragment | string {
   if (HEADER_SIZE + length > blockRemain) return `record length ${length} overruns its block`;
   const end = pos + HEADER_SIZE + length;
   if (end > buf.length) return 'truncated record body';
-  const actual = crc32c(buf.subarray(pos + HEADER_SIZE, end), crc32c(buf.subarray(pos + 6, pos + 7)));
+  if (type < RecordType.Full || type > RecordType.SegmentEnd) return `unknown record type ${type}`;
+  const actual = crc32c(buf.subarray(pos + HEADER_SIZE, end), typeCrc[type]);
   if (unmaskCrc(storedCrc) !== actual) return 'checksum mismatch';
-  if (type < RecordType.Full || type > RecordType.FileHeader) return `unknown record type ${type}`;
   return { type, data: buf.subarray(pos + HEADER_SIZE, end), end };
 }
 
@@ -77,6 +86,7 @@ function parseFragment(buf: Buffer, pos: number): Fragment | string {
 export function readRecordAt(file: string, offset: number): Buffer {
   const fd = openSync(file, 'r');
   try {
+    const typeCrc = readTypeCrcs(fd, file);
     const parts: Buffer[] = [];
     let pos = offset;
     for (;;) {
@@ -84,7 +94,7 @@ export function readRecordAt(file: string, offset: number): Buffer {
       const blockStart = pos - (pos % BLOCK_SIZE);
       const block = Buffer.allocUnsafe(BLOCK_SIZE);
       const n = readSync(fd, block, 0, BLOCK_SIZE, blockStart);
-      const f = parseFragment(block.subarray(0, n), pos - blockStart);
+      const f = parseFragment(block.subarray(0, n), pos - blockStart, typeCrc);
       if (typeof f === 'string') throw new CorruptionError(file, pos, `reading the record at ${offset}: ${f}`);
       const expected = parts.length === 0 ? [RecordType.Full, RecordType.First] : [RecordType.Middle, RecordType.Last];
       if (!expected.includes(f.type)) throw new CorruptionError(file, pos, `reading the record at ${offset}: fragment of type ${f.type} where ${parts.length === 0 ? 'a record starts' : 'one continues'}`);
@@ -98,20 +108,32 @@ export function readRecordAt(file: string, offset: number): Buffer {
   }
 }
 
+/** The checksum seeds of the file open at `fd`, from its header (version 1 or 2). */
+function readTypeCrcs(fd: number, file: string): number[] {
+  const head = Buffer.alloc(HEADER_SIZE + FILE_HEADER_PAYLOAD_SIZE);
+  const n = readSync(fd, head, 0, head.length, 0);
+  const f = parseFragment(head.subarray(0, n), 0, PLAIN_TYPE_CRC);
+  if (typeof f === 'string' || f.type !== RecordType.FileHeader) throw new CorruptionError(file, 0, `reading the file header: ${typeof f === 'string' ? f : `record of type ${f.type}`}`);
+  const version = f.data.readUInt32LE(8);
+  if (version === FORMAT_VERSION) return PLAIN_TYPE_CRC;
+  if (version === FORMAT_VERSION_RECYCLABLE) return typeCrcs(readU64(f.data, 12));
+  throw new CorruptionError(file, 0, `unsupported log format version ${version}`);
+}
+
 /** True when some valid fragment starts after `badPos`: then the damage is not a torn tail. */
-function validDataFollows(buf: Buffer, badPos: number): boolean {
+function validDataFollows(buf: Buffer, badPos: number, typeCrc: number[]): boolean {
   // The fragment right after the damaged one, if its header's length is plausible...
   if (buf.length - badPos >= HEADER_SIZE) {
     const len = buf.readUInt16LE(badPos + 4);
     const next = badPos + HEADER_SIZE + len;
     if (next < buf.length && next > badPos && BLOCK_SIZE - (next % BLOCK_SIZE) >= HEADER_SIZE) {
-      if (typeof parseFragment(buf, next) !== 'string') return true;
+      if (typeof parseFragment(buf, next, typeCrc) !== 'string') return true;
     }
   }
   // ...and the start of every later block: fragments never straddle blocks, so a writer that
   // went on past the damage left a header at a block boundary.
   for (let b = (Math.floor(badPos / BLOCK_SIZE) + 1) * BLOCK_SIZE; b < buf.length; b += BLOCK_SIZE) {
-    if (typeof parseFragment(buf, b) !== 'string') return true;
+    if (typeof parseFragment(buf, b, typeCrc) !== 'string') return true;
   }
   return false;
 }
@@ -123,16 +145,20 @@ export function decodeLog(buf: Buffer, file: string, options: LogReadOptions): L
   let pos = 0;
   let fragments: Buffer[] | null = null;
   let fragmentsStart = 0;
+  let version = 0;
+  let typeCrc = PLAIN_TYPE_CRC;
 
   // `offset`: where the damaged record starts (reported); `at`: where the damage was found.
   const damaged = (offset: number, reason: string, at = offset): LogReadResult => {
-    const follows = validDataFollows(buf, at);
+    // In a recyclable file, left-over bytes from its earlier life follow the valid prefix; their
+    // checksums are seeded with another number, so they never count as valid data here.
+    const follows = validDataFollows(buf, at, typeCrc);
     if (options.tolerateTornTail && !follows && fileNumber >= 0) {
-      return { fileNumber, records, validLength, torn: { offset: validLength, droppedBytes: buf.length - validLength, reason } };
+      return { fileNumber, version, ended: false, records, validLength, torn: { offset: validLength, droppedBytes: buf.length - validLength, reason } };
     }
     if (options.tolerateTornTail && !follows && offset === 0) {
       // A file that never got its header written completely: an empty log.
-      return { fileNumber: options.expectFileNumber ?? 0, records, validLength: 0, torn: { offset: 0, droppedBytes: buf.length, reason } };
+      return { fileNumber: options.expectFileNumber ?? 0, version, ended: false, records, validLength: 0, torn: { offset: 0, droppedBytes: buf.length, reason } };
     }
     throw new CorruptionError(file, offset, follows ? `${reason} (valid records follow: not a torn tail)` : reason);
   };
@@ -143,7 +169,7 @@ export function decodeLog(buf: Buffer, file: string, options: LogReadOptions): L
       pos += blockRemain; // block trailer padding
       continue;
     }
-    const frag = parseFragment(buf, pos);
+    const frag = parseFragment(buf, pos, typeCrc);
     if (typeof frag === 'string') return damaged(fragments ? fragmentsStart : pos, frag, pos);
 
     if (fileNumber < 0) {
@@ -153,9 +179,10 @@ export function decodeLog(buf: Buffer, file: string, options: LogReadOptions): L
       if (frag.data.length !== FILE_HEADER_PAYLOAD_SIZE || !frag.data.subarray(0, 8).equals(FILE_MAGIC)) {
         throw new CorruptionError(file, pos, 'bad log file magic');
       }
-      const version = frag.data.readUInt32LE(8);
-      if (version !== FORMAT_VERSION) throw new CorruptionError(file, pos, `unsupported log format version ${version}`);
+      version = frag.data.readUInt32LE(8);
+      if (version !== FORMAT_VERSION && version !== FORMAT_VERSION_RECYCLABLE) throw new CorruptionError(file, pos, `unsupported log format version ${version}`);
       fileNumber = readU64(frag.data, 12);
+      if (version === FORMAT_VERSION_RECYCLABLE) typeCrc = typeCrcs(fileNumber);
       if (options.expectFileNumber !== undefined && fileNumber !== options.expectFileNumber) {
         throw new CorruptionError(file, pos, `file header says log ${fileNumber}, expected ${options.expectFileNumber}`);
       }
@@ -186,6 +213,11 @@ export function decodeLog(buf: Buffer, file: string, options: LogReadOptions): L
         fragments = null;
         validLength = frag.end;
         break;
+      case RecordType.SegmentEnd:
+        if (version !== FORMAT_VERSION_RECYCLABLE) throw new CorruptionError(file, pos, 'SEGMENT_END in a version 1 log file');
+        if (fragments) throw new CorruptionError(file, pos, 'SEGMENT_END inside a fragmented record');
+        // the rest of the file is left over from an earlier life
+        return { fileNumber, version, ended: true, records, validLength: frag.end };
       default:
         throw new CorruptionError(file, pos, `unexpected record type ${frag.type}`);
     }
@@ -193,5 +225,5 @@ export function decodeLog(buf: Buffer, file: string, options: LogReadOptions): L
   }
   if (fileNumber < 0) return damaged(0, 'empty log file');
   if (fragments) return damaged(fragmentsStart, 'log ends inside a fragmented record', buf.length);
-  return { fileNumber, records, validLength };
+  return { fileNumber, version, ended: false, records, validLength };
 }

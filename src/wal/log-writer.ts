@@ -8,19 +8,34 @@ import {
   FILE_HEADER_PAYLOAD_SIZE,
   FILE_MAGIC,
   FORMAT_VERSION,
+  FORMAT_VERSION_RECYCLABLE,
   HEADER_SIZE,
   RecordType,
 } from './format.js';
 
-/** crc32c of each record type's byte: where every record's checksum starts (one native call
- *  fewer per record). */
-const TYPE_CRC: number[] = [0, 1, 2, 3, 4, 5].map((t) => crc32c(Buffer.from([t])));
+/**
+ * Where each record type's checksum starts: crc32c of the type byte, preceded for a recyclable
+ * file by its number (8 bytes, little-endian). One native call fewer per fragment.
+ */
+export function typeCrcs(recycledNumber?: number): number[] {
+  let seed = 0;
+  if (recycledNumber !== undefined) {
+    const n = Buffer.alloc(8);
+    writeU64(n, recycledNumber, 0);
+    seed = crc32c(n);
+  }
+  return [0, 1, 2, 3, 4, 5, 6].map((t) => crc32c(Buffer.from([t]), seed));
+}
+
+const PLAIN_TYPE_CRC = typeCrcs();
 
 export class LogEncoder {
   /** Offset within the current block of the next byte to be produced. */
   private blockOffset: number;
   private chunks: Buffer[] = [];
   private pending = 0;
+  /** checksum seeds of the fragments after the file header */
+  private typeCrc = PLAIN_TYPE_CRC;
 
   /** `fileOffset` is the length of the file the produced bytes will be appended to. */
   constructor(fileOffset = 0) {
@@ -32,13 +47,23 @@ export class LogEncoder {
     return this.pending;
   }
 
-  /** Frames the file header record; must be the first record of a new file. */
-  addFileHeader(fileNumber: number): void {
+  /** Frames the file header record; must be the first record of a new file. With `recyclable`
+   *  the file is version 2: the header itself is checksummed as in version 1 (readable before
+   *  the number is known), every later fragment with a checksum seeded by `fileNumber`. */
+  addFileHeader(fileNumber: number, recyclable = false): void {
     const payload = Buffer.alloc(FILE_HEADER_PAYLOAD_SIZE);
     FILE_MAGIC.copy(payload, 0);
-    payload.writeUInt32LE(FORMAT_VERSION, 8);
+    payload.writeUInt32LE(recyclable ? FORMAT_VERSION_RECYCLABLE : FORMAT_VERSION, 8);
     writeU64(payload, fileNumber, 12);
+    this.typeCrc = PLAIN_TYPE_CRC;
     this.emit(RecordType.FileHeader, payload, 0, payload.length);
+    if (recyclable) this.typeCrc = typeCrcs(fileNumber);
+  }
+
+  /** Frames the SEGMENT_END record of a recyclable file: nothing after it belongs to this file. */
+  addSegmentEnd(): void {
+    this.padBlockTail();
+    this.emit(RecordType.SegmentEnd, Buffer.alloc(0), 0, 0);
   }
 
   /** Frames one logical record, fragmenting it across blocks as needed. With `owned`, the
@@ -48,12 +73,7 @@ export class LogEncoder {
     let pos = 0;
     let first = true;
     do {
-      const leftover = BLOCK_SIZE - this.blockOffset;
-      if (leftover < HEADER_SIZE) {
-        // Too little room for a header: pad the block trailer with zeros.
-        if (leftover > 0) this.push(Buffer.alloc(leftover));
-        this.blockOffset = 0;
-      }
+      this.padBlockTail();
       const avail = BLOCK_SIZE - this.blockOffset - HEADER_SIZE;
       const fragment = Math.min(left, avail);
       const last = fragment === left;
@@ -63,6 +83,15 @@ export class LogEncoder {
       left -= fragment;
       first = false;
     } while (left > 0);
+  }
+
+  /** Too little room left in the block for a header: pad the block trailer with zeros. */
+  private padBlockTail(): void {
+    const leftover = BLOCK_SIZE - this.blockOffset;
+    if (leftover < HEADER_SIZE) {
+      if (leftover > 0) this.push(Buffer.alloc(leftover));
+      this.blockOffset = 0;
+    }
   }
 
   /** Takes the bytes produced so far as the framing's pieces, in order (headers and record
@@ -85,7 +114,7 @@ export class LogEncoder {
   private emit(type: RecordType, data: Uint8Array, start: number, length: number, owned = false): void {
     const header = Buffer.allocUnsafe(HEADER_SIZE);
     const body = data.subarray(start, start + length);
-    const crc = crc32c(body, TYPE_CRC[type]!);
+    const crc = crc32c(body, this.typeCrc[type]!);
     header.writeUInt32LE(maskCrc(crc), 0);
     header.writeUInt16LE(length, 4);
     header[6] = type;

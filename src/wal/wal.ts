@@ -19,7 +19,7 @@ import type { FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { DOUBLE_ZERO } from '../util/bytes.js';
 import { CorruptionError, KvError } from '../util/errors.js';
-import { BLOCK_SIZE, HEADER_SIZE } from './format.js';
+import { BLOCK_SIZE, FORMAT_VERSION_RECYCLABLE, HEADER_SIZE } from './format.js';
 import { LogEncoder } from './log-writer.js';
 import { readLogFile, type TornTail } from './log-reader.js';
 
@@ -35,8 +35,18 @@ export interface WalOptions {
    *  no file creation (an fsync of the file and its directory; on a busy disk a file-system
    *  journal commit of hundreds of ms) on the write path. Default false. */
   prepareNextSegment?: boolean;
+  /** Keep up to this many files of deleted segments (deleteSegmentsBefore) and reuse them for
+   *  new segments, overwriting in place: an fdatasync of an overwrite within the file's size
+   *  needs no file-system journal commit, one of an append does. New segments are then written
+   *  in the recyclable format (version 2, ./FORMAT.md). Default 0: segment files are deleted. */
+  recycleSegments?: number;
   /** Segments numbered below this are obsolete: not replayed (and deleted by open). */
   minSegment?: number;
+  /** fdatasyncs the writer loop may have outstanding at once (>= 1). Default 1: plain group
+   *  commit, appends arriving during an fsync wait for it to end and then share the next one.
+   *  With 2 or more an append arriving during an fsync is written and its own fsync started at
+   *  once; acknowledgements stay in order (see "Group commit" in ./FORMAT.md). */
+  maxSyncsInFlight?: number;
   /** Called during open() for each recovered record, in log order. */
   onRecord?: (record: Buffer, segment: number, offset: number) => void;
   /** Called during open() when a torn tail is truncated. */
@@ -86,9 +96,15 @@ interface Waiter {
 
 const RESOLVED = Promise.resolve();
 const SEGMENT_RE = /^(\d{6,})\.log$/;
+/** a deleted segment's file kept for reuse (WalOptions.recycleSegments) */
+const FREE_RE = /^(\d{6,})\.free$/;
 
 export function segmentFileName(n: number): string {
   return `${String(n).padStart(6, '0')}.log`;
+}
+
+function freeFileName(n: number): string {
+  return `${String(n).padStart(6, '0')}.free`;
 }
 
 /** Segment numbers present in `dir`, ascending. */
@@ -117,16 +133,28 @@ export class Wal {
   /** the next segment, created ahead (prepareNextSegment) */
   private spare: Segment | undefined;
   private readonly prepareNext: boolean;
+  private readonly recycleLimit: number;
+  /** paths of deleted segments' files waiting to be reused, oldest first */
+  private freeFiles: string[] = [];
+  private readonly maxSyncs: number;
+  /** pipelined batches (maxSyncsInFlight > 1) not yet settled, oldest first; each settles
+   *  (never rejects) once its waiters are resolved or rejected */
+  private syncsInFlight: Promise<void>[] = [];
+  private lastSettled: Promise<void> = RESOLVED;
 
   private constructor(
     readonly dir: string,
     options: WalOptions,
     firstNumber: number,
+    freeFiles: string[],
   ) {
     this.policy = options.sync ?? 'batch';
     this.batchDelayMs = options.batchDelayMs ?? 2;
     this.segmentBytes = options.segmentBytes ?? Number.POSITIVE_INFINITY;
     this.prepareNext = options.prepareNextSegment === true;
+    this.recycleLimit = Math.max(0, Math.floor(options.recycleSegments ?? 0));
+    this.maxSyncs = Math.max(1, Math.floor(options.maxSyncsInFlight ?? 1));
+    this.freeFiles = freeFiles;
     this.segments.push(this.newSegment(firstNumber));
     this.prepareSpare();
   }
@@ -136,11 +164,15 @@ export class Wal {
     if (!this.prepareNext || this.closed || this.failure || this.spare) return;
     const seg = this.newSegment(this.currentSegment + 1);
     const header = seg.encoder.take(); // records appended once it is current follow it in writeOut
+    const reuse = this.freeFiles.shift();
     seg.ready = (async () => {
-      seg.file = await fsp.open(seg.path, 'wx');
+      // A reused file gets its new header (and so its new checksum seed) before its new name:
+      // a crash in between leaves a free file, never a segment carrying another's header.
+      seg.file = await fsp.open(reuse ?? seg.path, reuse === undefined ? 'wx' : 'r+');
       let off = 0;
       while (off < header.length) off += (await seg.file.write(header, off, header.length - off)).bytesWritten;
       await seg.file.datasync();
+      if (reuse !== undefined) await fsp.rename(reuse, seg.path);
       await syncDir(this.dir);
       seg.created = true;
     })();
@@ -156,6 +188,13 @@ export class Wal {
     const all = await listSegments(dir);
     for (const n of all) if (n < minSegment) await fsp.rm(path.join(dir, segmentFileName(n)), { force: true });
     const live = all.filter((n) => n >= minSegment);
+    const freeFiles: string[] = [];
+    for (const name of (await fsp.readdir(dir)).sort()) {
+      if (!FREE_RE.test(name)) continue;
+      const file = path.join(dir, name);
+      if (freeFiles.length < (options.recycleSegments ?? 0)) freeFiles.push(file);
+      else await fsp.rm(file, { force: true });
+    }
     // A torn tail is possible in the last segment that holds records, not only in the last file:
     // a spare made ahead (prepareNextSegment) exists, header only, while the segment before it
     // is being written. Damage at the end of a segment is a torn tail only if no later segment
@@ -165,9 +204,11 @@ export class Wal {
     for (const n of live) {
       const file = path.join(dir, segmentFileName(n));
       const result = await readLogFile(file, { tolerateTornTail: true, expectFileNumber: n });
-      // anything past the header, even a torn first record, was written after the earlier
-      // segments were synced
-      const written = result.records.length > 0 || (result.torn !== undefined && result.torn.offset > 0);
+      // Anything past the header, even a torn first record, was written after the earlier
+      // segments were synced. Not so in a recyclable file: bytes left from its earlier life
+      // follow its header until records overwrite them, so only a record counts.
+      const recyclable = result.version === FORMAT_VERSION_RECYCLABLE;
+      const written = result.records.length > 0 || (!recyclable && result.torn !== undefined && result.torn.offset > 0);
       if (written && torn.length > 0) {
         // writes after the damage: re-read the damaged file strictly for the precise error
         const first = torn[0]!;
@@ -175,7 +216,8 @@ export class Wal {
         throw new CorruptionError(first.file, first.tail.offset, `${first.tail.reason} (segment ${n} after it was written to: not a torn tail)`);
       }
       if (options.onRecord) for (const r of result.records) options.onRecord(r.data, n, r.offset);
-      if (result.torn) torn.push({ n, file, tail: result.torn });
+      // a reused file made a spare and never written to is not a torn segment
+      if (result.torn && !(recyclable && result.records.length === 0)) torn.push({ n, file, tail: result.torn });
     }
     for (const { n, file, tail } of torn) {
       // A file whose header never made it is removed; otherwise cut at the valid prefix.
@@ -184,7 +226,7 @@ export class Wal {
       options.onTornTail?.(n, tail);
     }
     const last = live.length > 0 ? live[live.length - 1]! : Math.max(0, minSegment - 1);
-    return new Wal(dir, options, last + 1);
+    return new Wal(dir, options, last + 1, freeFiles);
   }
 
   /** Number of the segment new appends go to. */
@@ -258,18 +300,32 @@ export class Wal {
     });
   }
 
-  /** Deletes segment files numbered below `n` (their contents are durable elsewhere). */
+  /** Deletes segment files numbered below `n` (their contents are durable elsewhere), or with
+   *  recycleSegments keeps them, renamed, for new segments to overwrite. */
   async deleteSegmentsBefore(n: number): Promise<void> {
     for (const s of await listSegments(this.dir)) {
       if (s >= n) break;
       if (this.segments.some((seg) => seg.number === s)) continue; // still being written
-      await fsp.rm(path.join(this.dir, segmentFileName(s)), { force: true });
+      const file = path.join(this.dir, segmentFileName(s));
+      if (this.freeFiles.length < this.recycleLimit && !this.closed) {
+        // No directory sync: a crash that undoes the rename leaves the segment to be replayed,
+        // as one that undoes an unlink would.
+        const free = path.join(this.dir, freeFileName(s));
+        await fsp.rename(file, free);
+        this.freeFiles.push(free);
+      } else {
+        await fsp.rm(file, { force: true });
+      }
     }
   }
 
   async close(): Promise<void> {
     if (this.closed) return;
-    if (!this.failure) await this.sync().catch(() => undefined);
+    if (!this.failure) {
+      // a recyclable segment is ended explicitly, else its left-over bytes would read as a torn tail
+      if (this.recycleLimit > 0) this.endSegment(this.segments[this.segments.length - 1]!);
+      await this.sync().catch(() => undefined);
+    }
     this.closed = true;
     await this.whenIdle();
     for (const seg of this.segments) await seg.file?.close().catch(() => undefined);
@@ -282,12 +338,20 @@ export class Wal {
 
   private newSegment(n: number): Segment {
     const encoder = new LogEncoder(0);
-    encoder.addFileHeader(n);
+    encoder.addFileHeader(n, this.recycleLimit > 0);
     return { number: n, path: path.join(this.dir, segmentFileName(n)), encoder, size: encoder.pendingBytes, file: null, retired: false, created: false };
+  }
+
+  /** Frames SEGMENT_END into a recyclable segment that takes no more records. */
+  private endSegment(seg: Segment): void {
+    const before = seg.encoder.pendingBytes;
+    seg.encoder.addSegmentEnd();
+    seg.size += seg.encoder.pendingBytes - before;
   }
 
   private rotateInternal(): number {
     const cur = this.segments[this.segments.length - 1]!;
+    if (this.recycleLimit > 0) this.endSegment(cur);
     cur.retired = true;
     const spare = this.spare;
     this.spare = undefined;
@@ -302,9 +366,14 @@ export class Wal {
     void this.pump();
   }
 
-  private whenIdle(): Promise<void> {
-    if (!this.pumping) return Promise.resolve();
-    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  private async whenIdle(): Promise<void> {
+    if (this.pumping) await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
+    await this.drainSyncs();
+  }
+
+  /** Waits until every pipelined batch has settled. */
+  private async drainSyncs(): Promise<void> {
+    while (this.syncsInFlight.length > 0) await this.syncsInFlight[this.syncsInFlight.length - 1];
   }
 
   /** The single writer loop: while anything waits, write all framed bytes, sync if any waiter
@@ -316,6 +385,11 @@ export class Wal {
           // Gather more writers into this fsync, bounded by the batch delay.
           await new Promise((r) => setTimeout(r, this.batchDelayMs));
         }
+        if (this.canPipeline()) {
+          await this.pipelineBatch();
+          continue;
+        }
+        await this.drainSyncs();
         const batch = this.waiters;
         this.waiters = [];
         const needSync = batch.some((w) => w.level > 0);
@@ -334,6 +408,61 @@ export class Wal {
       for (const r of idle) r();
       if (this.waiters.length > 0 && !this.failure) this.kick();
     }
+  }
+
+  /** Pipelining applies only in the steady state: one segment, already created, none retiring
+   *  (rotation and file creation take the serial path, which first drains what is in flight). */
+  private canPipeline(): boolean {
+    if (this.maxSyncs <= 1 || this.segments.length !== 1) return false;
+    const seg = this.segments[0]!;
+    return seg.created && seg.file !== null && !seg.retired;
+  }
+
+  /** Writes the waiting appends' bytes now and starts their fdatasync without waiting for the
+   *  ones already in flight (at most maxSyncs). Each fsync is issued after its batch's write
+   *  returned, so it covers that batch; waiters are settled in batch order, so an append is
+   *  acknowledged only when it and everything before it is durable. */
+  private async pipelineBatch(): Promise<void> {
+    while (this.syncsInFlight.length >= this.maxSyncs) await this.syncsInFlight[0];
+    if (this.failure) throw this.failure;
+    const batch = this.waiters;
+    this.waiters = [];
+    const seg = this.segments[0]!;
+    const file = seg.file!;
+    if (seg.encoder.pendingBytes > 0) {
+      const tw = performance.now();
+      const n = writeChunksSync(file.fd, seg.encoder.takeChunks());
+      this.stats.writeMs += performance.now() - tw;
+      this.stats.writes++;
+      this.stats.bytesWritten += n;
+    }
+    let synced: Promise<void> = RESOLVED;
+    if (batch.some((w) => w.level > 0)) {
+      const ts = performance.now();
+      this.stats.syncs++;
+      synced = file.datasync().then(() => {
+        this.stats.syncMs += performance.now() - ts;
+      });
+    }
+    const prev = this.lastSettled;
+    const settle = async (): Promise<void> => {
+      let err: unknown = null;
+      try {
+        await synced;
+      } catch (e) {
+        err = e;
+      }
+      await prev;
+      if (err !== null && !this.failure) this.failure = err;
+      const failed = this.failure;
+      if (failed) for (const w of batch) w.reject(new KvError('IO_ERROR', `write-ahead log sync failed: ${String(failed)}`, { cause: failed }));
+      else for (const w of batch) w.resolve();
+      // batches settle in order, so this one is the oldest in flight
+      this.syncsInFlight.shift();
+    };
+    const settled = settle();
+    this.lastSettled = settled;
+    this.syncsInFlight.push(settled);
   }
 
   /** Writes every segment's framed bytes in order; retired segments are synced and closed. */

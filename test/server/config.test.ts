@@ -105,7 +105,7 @@ describe('server/config', () => {
         max_connections: 1000,
         request_timeout_ms: 100,
       });
-      expect(c.storage).to.deep.equal({ engine_type: 'lsm_tree', memtable_size_mb: 64, enable_compression: true, sync_policy: 'batch', block_cache_mb: 64, log_writes_in_flight: 64, background_duty_percent: 50, l0_compaction_trigger: 4 });
+      expect(c.storage).to.deep.equal({ engine_type: 'lsm_tree', memtable_size_mb: 64, enable_compression: true, sync_policy: 'batch', block_cache_mb: 64, log_writes_in_flight: 64, log_syncs_in_flight: 1, background_duty_percent: 50, l0_compaction_trigger: 4 });
       expect(c.security).to.deep.equal({ enable_authentication: false, token_expiry_hours: 24, token_secret_file: '' });
     });
 

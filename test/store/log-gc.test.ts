@@ -3,20 +3,28 @@
 // group's log at the applied index that flush made durable, deletes old segments), and a full
 // restart - also a crash-like one that loses the engine's memtable - recovers every shard from
 // the engine plus the entries after the truncation points.
-import { readdirSync, rmSync, statSync } from 'node:fs';
+import { readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { expect } from 'chai';
 import { MultiRaftHost } from '../../src/store/host.js';
+import { decodeLog } from '../../src/wal/log-reader.js';
 import { TestCluster } from './helpers.js';
 
-function dirBytes(dir: string): { files: number; bytes: number } {
+/** Files of `dir` ending in `suffix` ('.log': the Raft log's segments; '.free': deleted
+ *  segments' files kept for reuse), their bytes, and the bytes of the log records they hold (a
+ *  reused file keeps bytes of its earlier life past its records). */
+function dirBytes(dir: string, suffix = '.log'): { files: number; bytes: number; logBytes: number } {
   let files = 0;
   let bytes = 0;
+  let logBytes = 0;
   for (const f of readdirSync(dir)) {
+    if (!f.endsWith(suffix)) continue;
     files++;
-    bytes += statSync(path.join(dir, f)).size;
+    const file = path.join(dir, f);
+    bytes += statSync(file).size;
+    if (suffix === '.log') logBytes += decodeLog(readFileSync(file), file, { tolerateTornTail: true }).validLength;
   }
-  return { files, bytes };
+  return { files, bytes, logBytes };
 }
 
 describe('store: Raft-log GC (3 hosts, real files)', function () {
@@ -51,13 +59,15 @@ describe('store: Raft-log GC (3 hosts, real files)', function () {
     expect(stats.every((s) => s.logGcs > 0), JSON.stringify(stats.map((s) => s.logGcs))).to.equal(true);
     for (const [id, dir] of c.dirs) {
       // a round deletes the segments it freed in the background, after its turns resumed
-      for (let i = 0; i < 300 && dirBytes(path.join(dir, 'raft')).bytes >= written / 2; i++) await new Promise((r) => setTimeout(r, 10));
+      for (let i = 0; i < 300 && dirBytes(path.join(dir, 'raft')).logBytes >= written / 2; i++) await new Promise((r) => setTimeout(r, 10));
       const raft = dirBytes(path.join(dir, 'raft'));
       // 2 MB of values written; what stays is the live data (~100 KB per copy) and the last rounds
-      expect(raft.bytes, `node ${id} raft log bytes (${raft.files} files)`).to.be.lessThan(written / 2);
+      expect(raft.logBytes, `node ${id} raft log bytes (${raft.files} files)`).to.be.lessThan(written / 2);
       expect(raft.files, `node ${id} raft log files`).to.be.lessThan(8);
+      // the files of deleted segments kept for reuse are bounded too (RaftLogOptions.recycleSegments)
+      expect(dirBytes(path.join(dir, 'raft'), '.free').files, `node ${id} free files`).to.be.at.most(1);
     }
-    console.log(`      wrote ${(written / 1e6).toFixed(1)} MB; raft logs now ${[...c.dirs].map(([, d]) => `${(dirBytes(path.join(d, 'raft')).bytes / 1e3).toFixed(0)} KB`).join(', ')}; GC rounds ${stats.map((s) => s.logGcs).join('/')}, truncations ${stats.map((s) => s.logTruncations).join('/')}`);
+    console.log(`      wrote ${(written / 1e6).toFixed(1)} MB; raft logs now ${[...c.dirs].map(([, d]) => { const r = path.join(d, 'raft'); const l = dirBytes(r); return `${(l.logBytes / 1e3).toFixed(0)} KB (files ${((l.bytes + dirBytes(r, '.free').bytes) / 1e3).toFixed(0)} KB)`; }).join(', ')}; GC rounds ${stats.map((s) => s.logGcs).join('/')}, truncations ${stats.map((s) => s.logTruncations).join('/')}`);
 
     for (const id of [1, 2, 3]) await c.stop(id);
     await c.startAll();

@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { promises as fsp, readFileSync, writeFileSync, truncateSync, statSync, openSync, closeSync } from 'node:fs';
+import { promises as fsp, readFileSync, readdirSync, writeFileSync, truncateSync, statSync, openSync, closeSync } from 'node:fs';
 import path from 'node:path';
 import { Wal, segmentFileName, listSegments, writeChunksSync } from '../../src/wal/wal.js';
 import { LogEncoder } from '../../src/wal/log-writer.js';
@@ -371,5 +371,181 @@ describe('wal: writing', () => {
     const w = written.find((x) => x.data.length > 100)!;
     const file = path.join(dir, segmentFileName(w.seg));
     expect(() => readRecordAt(file, w.at + 9)).to.throw(CorruptionError).with.property('message').that.includes(file);
+  });
+});
+
+describe('wal: recycled segments (recycleSegments)', () => {
+  after(() => cleanupTempDirs());
+
+  async function waitFor(cond: () => Promise<boolean>, what: string): Promise<void> {
+    for (let i = 0; i < 400; i++) {
+      if (await cond()) return;
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    throw new Error(`timed out waiting for ${what}`);
+  }
+
+  /** A log whose segment 1 (a long one: `oldRecords`) was deleted and whose file became
+   *  segment 4, now holding `newRecords`; segments 2 and 3 hold one record each. Left open. */
+  async function recycledLog(dir: string, oldRecords: Buffer[], newRecords: Buffer[]): Promise<{ wal: Wal; positions: number[]; oldPositions: number[]; ino: number; oldSize: number }> {
+    const { wal } = await recover(dir, { sync: 'always', prepareNextSegment: true, recycleSegments: 1 });
+    const oldPositions: number[] = [];
+    await wal.appendMany(oldRecords, undefined, oldPositions);
+    wal.rotate(); // -> 2; the spare for 3 is a new file: nothing is free yet
+    await wal.append(Buffer.from('in 2'));
+    await wal.deleteSegmentsBefore(2);
+    const { ino, size: oldSize } = statSync(path.join(dir, '000001.free'));
+    wal.rotate(); // -> 3; the spare for 4 reuses segment 1's file
+    await wal.append(Buffer.from('in 3'));
+    await waitFor(async () => (await listSegments(dir)).includes(4), 'the spare made of the free file');
+    expect(wal.rotate()).to.equal(4);
+    const positions: number[] = [];
+    await wal.appendMany(newRecords, undefined, positions);
+    return { wal, positions, oldPositions, ino, oldSize };
+  }
+
+  it('a deleted segment\'s file becomes a later segment, overwritten in place; reopening replays exactly the records written since, after a clean close and after a crash', async () => {
+    const dir = tempDir();
+    const rng = new Rng(7);
+    const oldRecords = Array.from({ length: 30 }, () => rng.bytes(rng.pick([10, 3000, 40000])));
+    const newRecords = [Buffer.from('new-1'), Buffer.from('new-2'), rng.bytes(5000)];
+    const { wal, ino, oldSize } = await recycledLog(dir, oldRecords, newRecords);
+    const file4 = path.join(dir, segmentFileName(4));
+    expect(statSync(file4).ino, 'segment 4 is segment 1\'s file').to.equal(ino);
+    expect(statSync(file4).size, 'written in place: the earlier life is still there past the new records').to.equal(oldSize);
+    const expected = ['in 2', 'in 3', ...newRecords.map(String)];
+
+    // crash: copy the files as they are while the log is open (every append was synced)
+    const crashed = tempDir();
+    for (const n of await listSegments(dir)) writeFileSync(path.join(crashed, segmentFileName(n)), readFileSync(path.join(dir, segmentFileName(n))));
+    const torn: number[] = [];
+    const { wal: w2, records } = await recover(crashed, { onTornTail: (s) => torn.push(s), recycleSegments: 1 });
+    expect(records.map(String)).to.deep.equal(expected);
+    expect(torn, 'the left-over bytes after the last record read as the unacknowledged tail').to.deep.equal([4]);
+    await w2.close();
+
+    await wal.close();
+    const tornAfterClose: number[] = [];
+    const { wal: w3, records: again } = await recover(dir, { onTornTail: (s) => tornAfterClose.push(s), recycleSegments: 1, prepareNextSegment: true });
+    expect(again.map(String)).to.deep.equal(expected);
+    expect(tornAfterClose, 'a closed segment ends with SEGMENT_END: nothing to truncate').to.deep.equal([]);
+    await w3.append(Buffer.from('after reopen'));
+    await w3.close();
+    const { wal: w4, records: third } = await recover(dir, { recycleSegments: 1 });
+    expect(third.map(String)).to.deep.equal([...expected, 'after reopen']);
+    await w4.close();
+  });
+
+  it('a write torn at any byte of a recycled file keeps exactly the complete records before it (the earlier life\'s bytes never read as records)', async () => {
+    const dir = tempDir();
+    const seed = seedFromEnv();
+    const rng = new Rng(seed);
+    const oldRecords = Array.from({ length: 40 }, () => rng.bytes(rng.pick([5, 300, 40000])));
+    const newRecords = Array.from({ length: 40 }, () => rng.bytes(rng.pick([5, 300, 40000])));
+    const { wal } = await recycledLog(dir, oldRecords, newRecords);
+    const file4 = path.join(dir, segmentFileName(4));
+    const written = readFileSync(file4);
+    await wal.close();
+    const dec = decodeLog(written, file4, { tolerateTornTail: true });
+    expect(dec.records.map((r) => r.data), `seed ${seed}`).to.deep.equal(newRecords);
+    const ends = dec.records.map((r, i) => dec.records[i + 1]?.offset ?? dec.validLength);
+    const headerEnd = dec.records[0]!.offset;
+    // what the file held before: segment 1's bytes, under segment 4's header
+    const cuts = new Set<number>();
+    for (const e of ends) for (const d of [-1, 0, 1]) cuts.add(e + d);
+    for (let i = 0; i < 60; i++) cuts.add(headerEnd + rng.int(dec.validLength - headerEnd));
+    const seg1Image = Buffer.alloc(written.length);
+    // rebuild segment 1's image from its records: the same bytes the file held before reuse
+    const enc = new LogEncoder();
+    enc.addFileHeader(1, true);
+    for (const r of oldRecords) enc.add(r);
+    enc.take().copy(seg1Image);
+    for (const cut of [...cuts].filter((c) => c >= headerEnd && c <= dec.validLength)) {
+      const d2 = tempDir();
+      const image = Buffer.concat([written.subarray(0, cut), seg1Image.subarray(cut)]);
+      writeFileSync(path.join(d2, segmentFileName(4)), image);
+      // where the image really starts to differ: an old byte may equal the new one
+      let differs = cut;
+      while (differs < written.length && image[differs] === written[differs]) differs++;
+      const { wal: w2, records } = await recover(d2, { recycleSegments: 1 });
+      expect(records, `seed ${seed}, cut at ${cut}`).to.deep.equal(newRecords.slice(0, ends.filter((e) => e <= differs).length));
+      await w2.close();
+    }
+  });
+
+  it('damage inside a retired recycled segment is corruption: its SEGMENT_END follows the damage', async () => {
+    const dir = tempDir();
+    const { wal } = await recover(dir, { sync: 'always', recycleSegments: 1 });
+    const positions: number[] = [];
+    await wal.appendMany([Buffer.alloc(100, 1), Buffer.alloc(100, 2)], undefined, positions);
+    wal.rotate();
+    await wal.append(Buffer.from('in 2'));
+    await wal.close();
+    const file = path.join(dir, segmentFileName(1));
+    const bytes = readFileSync(file);
+    const at = positions[1]! + HEADER_SIZE + 50; // inside the last record before SEGMENT_END
+    bytes[at] = bytes[at]! ^ 0xff;
+    writeFileSync(file, bytes);
+    let caught: unknown;
+    await recover(dir, { recycleSegments: 1 }).catch((e) => (caught = e));
+    expect(caught).to.be.instanceOf(CorruptionError);
+    expect((caught as CorruptionError).file).to.equal(file);
+    expect((caught as CorruptionError).offset).to.equal(positions[1]);
+  });
+
+  it('readRecordAt reads a recycled segment\'s records; at an offset of the file\'s earlier life it is a CorruptionError, not old data', async () => {
+    const dir = tempDir();
+    const rng = new Rng(11);
+    const oldRecords = Array.from({ length: 60 }, () => rng.bytes(2000));
+    const newRecords = [Buffer.from('x'), rng.bytes(70_000)];
+    const { wal, positions, oldPositions } = await recycledLog(dir, oldRecords, newRecords);
+    const file4 = path.join(dir, segmentFileName(4));
+    expect(readRecordAt(file4, positions[0]!)).to.deep.equal(newRecords[0]);
+    expect(readRecordAt(file4, positions[1]!)).to.deep.equal(newRecords[1]);
+    const stale = oldPositions.find((p) => p > positions[1]! + 71_000)!;
+    expect(stale).to.be.a('number');
+    expect(() => readRecordAt(file4, stale)).to.throw(CorruptionError, /checksum mismatch/);
+    await wal.close();
+  });
+
+  it('free files beyond the limit are deleted, and a log without recycling deletes them on open', async () => {
+    const dir = tempDir();
+    const { wal } = await recover(dir, { sync: 'always', recycleSegments: 2 });
+    for (let i = 0; i < 4; i++) {
+      await wal.append(Buffer.from(`r${i}`));
+      wal.rotate();
+    }
+    await wal.sync();
+    await wal.deleteSegmentsBefore(5);
+    const names = () => readdirSync(dir).sort();
+    expect(names()).to.deep.equal(['000001.free', '000002.free', '000005.log']);
+    await wal.close();
+    await (await Wal.open(dir, { recycleSegments: 1 })).close();
+    expect(names().filter((n) => n.endsWith('.free'))).to.deep.equal(['000001.free']);
+    await (await Wal.open(dir, {})).close();
+    expect(names().filter((n) => n.endsWith('.free'))).to.deep.equal([]);
+  });
+});
+
+describe('wal: pipelined fsyncs (maxSyncsInFlight)', () => {
+  after(() => cleanupTempDirs());
+
+  it('appends are acknowledged in call order, each after an fsync issued after its write, and all reach the file', async () => {
+    const dir = tempDir();
+    const { wal } = await recover(dir, { sync: 'always', maxSyncsInFlight: 3 });
+    const order: number[] = [];
+    const all: Promise<void>[] = [];
+    for (let i = 0; i < 300; i++) {
+      all.push(wal.append(Buffer.from(`r${i}`)).then(() => void order.push(i)));
+      // let the writer loop take batches of different sizes while earlier fsyncs are in flight
+      if (i % 7 === 0) await new Promise((r) => setImmediate(r));
+    }
+    await Promise.all(all);
+    expect(order).to.deep.equal(Array.from({ length: 300 }, (_, i) => i));
+    expect(wal.stats.syncs).to.be.greaterThan(1);
+    await wal.close();
+    const { wal: w2, records } = await recover(dir);
+    expect(records.map(String)).to.deep.equal(Array.from({ length: 300 }, (_, i) => `r${i}`));
+    await w2.close();
   });
 });
