@@ -168,6 +168,9 @@ export class Wal {
     seg.ready = (async () => {
       // A reused file gets its new header (and so its new checksum seed) before its new name:
       // a crash in between leaves a free file, never a segment carrying another's header.
+      // deleteSegmentsBefore renamed it without a directory sync: make that durable first, or a
+      // crash could bring back the old segment's name over the new header
+      if (reuse !== undefined) await syncDir(this.dir);
       seg.file = await fsp.open(reuse ?? seg.path, reuse === undefined ? 'wx' : 'r+');
       let off = 0;
       while (off < header.length) off += (await seg.file.write(header, off, header.length - off)).bytesWritten;
@@ -321,12 +324,13 @@ export class Wal {
 
   async close(): Promise<void> {
     if (this.closed) return;
+    // From here appends and rotations are refused: nothing may land after SEGMENT_END.
+    this.closed = true;
     if (!this.failure) {
       // a recyclable segment is ended explicitly, else its left-over bytes would read as a torn tail
       if (this.recycleLimit > 0) this.endSegment(this.segments[this.segments.length - 1]!);
       await this.sync().catch(() => undefined);
     }
-    this.closed = true;
     await this.whenIdle();
     for (const seg of this.segments) await seg.file?.close().catch(() => undefined);
     this.segments = [];
@@ -379,28 +383,41 @@ export class Wal {
   /** The single writer loop: while anything waits, write all framed bytes, sync if any waiter
    *  needs it, then acknowledge the waiters covered by that write. */
   private async pump(): Promise<void> {
+    // the appends taken and not yet settled: a failed write rejects them too
+    let batch: Waiter[] = [];
     try {
       while (this.waiters.length > 0 || this.segments.some((s) => s.retired)) {
         if (this.waiters.length > 0 && this.waiters.every((w) => w.level === 1) && this.batchDelayMs > 0) {
           // Gather more writers into this fsync, bounded by the batch delay.
           await new Promise((r) => setTimeout(r, this.batchDelayMs));
         }
+        if (this.maxSyncs > 1 && this.syncsInFlight.length >= this.maxSyncs) {
+          // Wait for room, then look again: a rotation may have come meanwhile. Between the
+          // check below and the fsync pipelineBatch issues there is no await.
+          await this.syncsInFlight[0];
+          continue;
+        }
         if (this.canPipeline()) {
-          await this.pipelineBatch();
+          batch = this.waiters;
+          this.waiters = [];
+          this.pipelineBatch(batch);
+          batch = [];
           continue;
         }
         await this.drainSyncs();
-        const batch = this.waiters;
+        batch = this.waiters;
         this.waiters = [];
         const needSync = batch.some((w) => w.level > 0);
         await this.writeOut(needSync);
         for (const w of batch) w.resolve();
+        batch = [];
       }
     } catch (err) {
-      this.failure = err;
-      const batch = this.waiters;
+      if (!this.failure) this.failure = err;
+      const failed = [...batch, ...this.waiters];
+      batch = [];
       this.waiters = [];
-      for (const w of batch) w.reject(new KvError('IO_ERROR', `write-ahead log write failed: ${String(err)}`, { cause: err }));
+      for (const w of failed) w.reject(new KvError('IO_ERROR', `write-ahead log write failed: ${String(err)}`, { cause: err }));
     } finally {
       this.pumping = false;
       const idle = this.idleWaiters;
@@ -422,11 +439,8 @@ export class Wal {
    *  ones already in flight (at most maxSyncs). Each fsync is issued after its batch's write
    *  returned, so it covers that batch; waiters are settled in batch order, so an append is
    *  acknowledged only when it and everything before it is durable. */
-  private async pipelineBatch(): Promise<void> {
-    while (this.syncsInFlight.length >= this.maxSyncs) await this.syncsInFlight[0];
+  private pipelineBatch(batch: Waiter[]): void {
     if (this.failure) throw this.failure;
-    const batch = this.waiters;
-    this.waiters = [];
     const seg = this.segments[0]!;
     const file = seg.file!;
     if (seg.encoder.pendingBytes > 0) {

@@ -330,6 +330,20 @@ describe('wal: writing', () => {
     expect((await listSegments(dir))[0]).to.equal(segs[2]);
   });
 
+  it('an append made while close() is under way is refused (CLOSED), never written after the segment\'s end', async () => {
+    const dir = tempDir();
+    const { wal } = await recover(dir, { sync: 'always', recycleSegments: 1 });
+    await wal.append(Buffer.from('before'));
+    const closing = wal.close();
+    let code: string | undefined;
+    await wal.append(Buffer.from('during')).catch((e: { code?: string }) => (code = e.code));
+    await closing;
+    expect(code).to.equal('CLOSED');
+    const { wal: w2, records } = await recover(dir, { recycleSegments: 1 });
+    expect(records.map(String)).to.deep.equal(['before']);
+    await w2.close();
+  });
+
   it('appends after close are rejected with a typed error', async () => {
     const dir = tempDir();
     const { wal } = await recover(dir);
@@ -548,4 +562,65 @@ describe('wal: pipelined fsyncs (maxSyncsInFlight)', () => {
     expect(records.map(String)).to.deep.equal(Array.from({ length: 300 }, (_, i) => `r${i}`));
     await w2.close();
   });
+
+  it('a synced append made while the pipeline is full and a rotation came is acknowledged only after an fsync of the new segment', async () => {
+    const dir = tempDir();
+    const probe = await fsp.open(path.join(dir, 'probe'), 'w');
+    const proto = Object.getPrototypeOf(probe) as { datasync: (this: { fd: number }) => Promise<void> };
+    await probe.close();
+    const realDatasync = proto.datasync;
+    // slow fsyncs, so that the pipeline fills; each one remembers its file and when it started
+    const syncs: { fd: number; started: number; done: number }[] = [];
+    proto.datasync = async function (this: { fd: number }) {
+      const rec = { fd: this.fd, started: performance.now(), done: Infinity };
+      syncs.push(rec);
+      await new Promise((r) => setTimeout(r, 15));
+      await realDatasync.call(this);
+      rec.done = performance.now();
+    };
+    try {
+      const { wal } = await recover(dir, { sync: 'always', maxSyncsInFlight: 2, prepareNextSegment: true });
+      await wal.append(Buffer.from('first'));
+      await waitForSpare(dir);
+      const inFirst = [wal.append(Buffer.from('a')), wal.append(Buffer.from('b'))];
+      await new Promise((r) => setImmediate(r));
+      const inFirst2 = wal.append(Buffer.from('c')); // waits for room in the pipeline
+      expect(wal.rotate()).to.equal(2);
+      const called = performance.now();
+      await wal.append(Buffer.from('in 2'), { sync: true });
+      const acked = performance.now();
+      await Promise.all([...inFirst, inFirst2]);
+      const fd2 = (wal as unknown as { segments: { number: number; file: { fd: number } }[] }).segments.find((x) => x.number === 2)!.file.fd;
+      expect(syncs.some((x) => x.fd === fd2 && x.started >= called && x.done <= acked), 'an fsync of segment 2 issued after the append and ended before its ack').to.equal(true);
+      await wal.close();
+    } finally {
+      proto.datasync = realDatasync;
+    }
+    const { wal: w2, records } = await recover(dir);
+    expect(records.map(String)).to.deep.equal(['first', 'a', 'b', 'c', 'in 2']);
+    await w2.close();
+  });
+
+  it('a failed write rejects the appends it carried (IO_ERROR) instead of leaving them pending', async () => {
+    for (const maxSyncsInFlight of [1, 2]) {
+      const dir = tempDir();
+      const { wal } = await recover(dir, { sync: 'always', maxSyncsInFlight });
+      await wal.append(Buffer.from('ok'));
+      // make the next writev fail (EBADF): close the segment's descriptor under the log; nothing
+      // opens a file before the append below fails, so the number is not reused meanwhile
+      const seg = (wal as unknown as { segments: { file: { fd: number } }[] }).segments[0]!;
+      closeSync(seg.file.fd);
+      const outcome = await Promise.race([
+        wal.append(Buffer.from('lost')).then(() => 'resolved', (e: { code?: string }) => e.code),
+        new Promise((r) => setTimeout(() => r('still pending'), 2000)),
+      ]);
+      expect(outcome, `maxSyncsInFlight ${maxSyncsInFlight}`).to.equal('IO_ERROR');
+      await wal.close();
+    }
+  });
 });
+
+/** Waits until segment 2, the spare made ahead, exists. */
+async function waitForSpare(dir: string): Promise<void> {
+  for (let i = 0; i < 400 && !(await listSegments(dir)).includes(2); i++) await new Promise((r) => setTimeout(r, 5));
+}
