@@ -37,7 +37,8 @@ export interface WalOptions {
   prepareNextSegment?: boolean;
   /** Keep up to this many files of deleted segments (deleteSegmentsBefore) and reuse them for
    *  new segments, overwriting in place: an fdatasync of an overwrite within the file's size
-   *  needs no file-system journal commit, one of an append does. New segments are then written
+   *  writes only the data, one of an append also the file's new size (an inode write, or a
+   *  journal commit on a journaling file system). New segments are then written
    *  in the recyclable format (version 2, ./FORMAT.md). Default 0: segment files are deleted. */
   recycleSegments?: number;
   /** Segments numbered below this are obsolete: not replayed (and deleted by open). */
@@ -443,13 +444,7 @@ export class Wal {
     if (this.failure) throw this.failure;
     const seg = this.segments[0]!;
     const file = seg.file!;
-    if (seg.encoder.pendingBytes > 0) {
-      const tw = performance.now();
-      const n = writeChunksSync(file.fd, seg.encoder.takeChunks());
-      this.stats.writeMs += performance.now() - tw;
-      this.stats.writes++;
-      this.stats.bytesWritten += n;
-    }
+    this.writePending(seg, file);
     let synced: Promise<void> = RESOLVED;
     if (batch.some((w) => w.level > 0)) {
       const ts = performance.now();
@@ -479,6 +474,18 @@ export class Wal {
     this.syncsInFlight.push(settled);
   }
 
+  /** Hands the segment's framed bytes to the OS. A memory copy into the page cache: done on this
+   *  thread it costs less than a thread-pool round trip, which on a busy machine waits for a core
+   *  twice (there and back) before the fdatasync after it can even start. */
+  private writePending(seg: Segment, file: FileHandle): void {
+    if (seg.encoder.pendingBytes === 0) return;
+    const tw = performance.now();
+    const n = writeChunksSync(file.fd, seg.encoder.takeChunks());
+    this.stats.writeMs += performance.now() - tw;
+    this.stats.writes++;
+    this.stats.bytesWritten += n;
+  }
+
   /** Writes every segment's framed bytes in order; retired segments are synced and closed. */
   private async writeOut(needSync: boolean): Promise<void> {
     const failed = this.failure;
@@ -488,16 +495,7 @@ export class Wal {
       if (!seg.file) {
         seg.file = await fsp.open(seg.path, 'wx');
       }
-      if (seg.encoder.pendingBytes > 0) {
-        const tw = performance.now();
-        // Handing bytes to the page cache is a memory copy: done on this thread it costs less
-        // than a thread-pool round trip, which on a busy machine waits for a core twice (there
-        // and back) before the fdatasync below can even start.
-        const n = writeChunksSync(seg.file.fd, seg.encoder.takeChunks());
-        this.stats.writeMs += performance.now() - tw;
-        this.stats.writes++;
-        this.stats.bytesWritten += n;
-      }
+      this.writePending(seg, seg.file);
       if (!seg.created) {
         // The new file's directory entry must be durable before anything in it is acknowledged.
         await seg.file.datasync();
