@@ -1,6 +1,8 @@
-// Constants of the log record format shared by every append-only log in distcache (LSM WAL,
+// Constants (and the checksum seeds) of the log record format shared by every append-only log in distcache (LSM WAL,
 // manifest, node-wide Raft log, audit log). Byte layout: see ./FORMAT.md.
 // These values reach disk: DO NOT CHANGE THEM; retire numbers, never reuse them.
+import { writeU64 } from '../util/bytes.js';
+import { crc32c } from '../util/crc32c.js';
 
 /** Logs are a sequence of 32 KiB blocks; a record never straddles a block without fragmenting. */
 export const BLOCK_SIZE = 32 * 1024;
@@ -32,3 +34,17 @@ export const FORMAT_VERSION = 1;
 export const FORMAT_VERSION_RECYCLABLE = 2;
 /** magic(8) | version u32 | file number u64 */
 export const FILE_HEADER_PAYLOAD_SIZE = 20;
+
+/**
+ * Where each record type's checksum starts: crc32c of the type byte, preceded for a recyclable
+ * file by its number (8 bytes, little-endian). One native call fewer per fragment.
+ */
+export function typeCrcs(recycledNumber?: number): number[] {
+  let seed = 0;
+  if (recycledNumber !== undefined) {
+    const n = Buffer.alloc(8);
+    writeU64(n, recycledNumber, 0);
+    seed = crc32c(n);
+  }
+  return [0, 1, 2, 3, 4, 5, 6].map((t) => crc32c(Buffer.from([t]), seed));
+}

@@ -8,8 +8,7 @@ import { closeSync, openSync, promises as fsp, readSync } from 'node:fs';
 import { CorruptionError } from '../util/errors.js';
 import { crc32c, unmaskCrc } from '../util/crc32c.js';
 import { readU64 } from '../util/bytes.js';
-import { BLOCK_SIZE, FILE_HEADER_PAYLOAD_SIZE, FILE_MAGIC, FORMAT_VERSION, FORMAT_VERSION_RECYCLABLE, HEADER_SIZE, RecordType } from './format.js';
-import { typeCrcs } from './log-writer.js';
+import { BLOCK_SIZE, FILE_HEADER_PAYLOAD_SIZE, FILE_MAGIC, FORMAT_VERSION, FORMAT_VERSION_RECYCLABLE, HEADER_SIZE, RecordType, typeCrcs } from './format.js';
 
 const PLAIN_TYPE_CRC = typeCrcs();
 
@@ -32,9 +31,6 @@ export interface LogReadResult {
   fileNumber: number;
   /** the file header's format version (0 when the header itself is torn) */
   version: number;
-  /** a recyclable file that ends with SEGMENT_END (closed or retired cleanly); bytes after it
-   *  are left over from the file's earlier life and are not part of the log */
-  ended: boolean;
   records: LogRecord[];
   /** End offset of the last complete record (the file header counts as a record). */
   validLength: number;
@@ -154,11 +150,11 @@ export function decodeLog(buf: Buffer, file: string, options: LogReadOptions): L
     // checksums are seeded with another number, so they never count as valid data here.
     const follows = validDataFollows(buf, at, typeCrc);
     if (options.tolerateTornTail && !follows && fileNumber >= 0) {
-      return { fileNumber, version, ended: false, records, validLength, torn: { offset: validLength, droppedBytes: buf.length - validLength, reason } };
+      return { fileNumber, version, records, validLength, torn: { offset: validLength, droppedBytes: buf.length - validLength, reason } };
     }
     if (options.tolerateTornTail && !follows && offset === 0) {
       // A file that never got its header written completely: an empty log.
-      return { fileNumber: options.expectFileNumber ?? 0, version, ended: false, records, validLength: 0, torn: { offset: 0, droppedBytes: buf.length, reason } };
+      return { fileNumber: options.expectFileNumber ?? 0, version, records, validLength: 0, torn: { offset: 0, droppedBytes: buf.length, reason } };
     }
     throw new CorruptionError(file, offset, follows ? `${reason} (valid records follow: not a torn tail)` : reason);
   };
@@ -217,7 +213,7 @@ export function decodeLog(buf: Buffer, file: string, options: LogReadOptions): L
         if (version !== FORMAT_VERSION_RECYCLABLE) throw new CorruptionError(file, pos, 'SEGMENT_END in a version 1 log file');
         if (fragments) throw new CorruptionError(file, pos, 'SEGMENT_END inside a fragmented record');
         // the rest of the file is left over from an earlier life
-        return { fileNumber, version, ended: true, records, validLength: frag.end };
+        return { fileNumber, version, records, validLength: frag.end };
       default:
         throw new CorruptionError(file, pos, `unexpected record type ${frag.type}`);
     }
@@ -225,5 +221,5 @@ export function decodeLog(buf: Buffer, file: string, options: LogReadOptions): L
   }
   if (fileNumber < 0) return damaged(0, 'empty log file');
   if (fragments) return damaged(fragmentsStart, 'log ends inside a fragmented record', buf.length);
-  return { fileNumber, version, ended: false, records, validLength };
+  return { fileNumber, version, records, validLength };
 }

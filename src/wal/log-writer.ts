@@ -11,21 +11,8 @@ import {
   FORMAT_VERSION_RECYCLABLE,
   HEADER_SIZE,
   RecordType,
+  typeCrcs,
 } from './format.js';
-
-/**
- * Where each record type's checksum starts: crc32c of the type byte, preceded for a recyclable
- * file by its number (8 bytes, little-endian). One native call fewer per fragment.
- */
-export function typeCrcs(recycledNumber?: number): number[] {
-  let seed = 0;
-  if (recycledNumber !== undefined) {
-    const n = Buffer.alloc(8);
-    writeU64(n, recycledNumber, 0);
-    seed = crc32c(n);
-  }
-  return [0, 1, 2, 3, 4, 5, 6].map((t) => crc32c(Buffer.from([t]), seed));
-}
 
 const PLAIN_TYPE_CRC = typeCrcs();
 
